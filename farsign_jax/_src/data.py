@@ -1,0 +1,696 @@
+"""MNIST loading, worker partitioning and minibatch sampling.
+
+MNIST is read from the four original IDX files (plain or gzip-compressed) in a
+directory the user names, or fetched through TensorFlow Datasets when it is
+installed. Images stay ``uint8`` on the host to save memory; use
+:func:`normalize_images` to turn a batch into ``float32`` features in
+``[0, 1]``.
+
+The training set is split across simulated workers by :func:`partition`
+(IID or Dirichlet label skew), computed once on the host with NumPy. The
+resulting :class:`WorkerShards` can then be sampled inside ``jit``/``vmap``
+with :func:`sample_minibatch`.
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+import os
+import zlib
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+DATA_DIR_ENV = 'FARSIGN_DATA_DIR'
+"""Environment variable naming a directory that holds the MNIST IDX files."""
+
+MNIST_FILES = (
+  'train-images-idx3-ubyte',
+  'train-labels-idx1-ubyte',
+  't10k-images-idx3-ubyte',
+  't10k-labels-idx1-ubyte',
+)
+"""Base names of the four MNIST IDX files (each may also end in ``.gz``)."""
+
+PARTITION_SCHEMES = ('iid', 'dirichlet')
+"""Names accepted by the ``scheme`` argument of :func:`partition`."""
+
+IMAGE_SHAPE = (28, 28)
+NUM_PIXELS = 784
+NUM_CLASSES = 10
+
+# IDX type code -> big-endian NumPy dtype.
+_IDX_DTYPES = {
+  0x08: np.dtype('>u1'),
+  0x09: np.dtype('>i1'),
+  0x0B: np.dtype('>i2'),
+  0x0C: np.dtype('>i4'),
+  0x0D: np.dtype('>f4'),
+  0x0E: np.dtype('>f8'),
+}
+
+_HOW_TO_PROVIDE = (
+  'To fix this, point `--data-dir` or the {env} environment variable at a '
+  'folder holding the four MNIST IDX files ({files}, each plain or with a '
+  '.gz suffix), or install the `tfds` extra (pip install '
+  "'farsign_jax[tfds]') so that MNIST can be downloaded through "
+  'tensorflow-datasets.'
+).format(env=DATA_DIR_ENV, files=', '.join(MNIST_FILES))
+
+
+class Dataset(NamedTuple):
+  """MNIST held in host memory as NumPy arrays.
+
+  Attributes:
+    train_images: ``uint8`` array of shape ``[n_train, 28, 28]``.
+    train_labels: ``int32`` array of shape ``[n_train]`` with values 0..9.
+    test_images: ``uint8`` array of shape ``[n_test, 28, 28]``.
+    test_labels: ``int32`` array of shape ``[n_test]`` with values 0..9.
+  """
+
+  train_images: np.ndarray
+  train_labels: np.ndarray
+  test_images: np.ndarray
+  test_labels: np.ndarray
+
+
+class WorkerShards(NamedTuple):
+  """Assignment of training examples to workers.
+
+  Attributes:
+    indices: ``int32`` array ``[num_workers, max_shard]``. Row ``w`` starts
+      with the ``sizes[w]`` example indices owned by worker ``w``; the rest of
+      the row repeats those same indices, so every entry is a valid index.
+    sizes: ``int32`` array ``[num_workers]``, the shard sizes (all >= 1).
+  """
+
+  indices: np.ndarray
+  sizes: np.ndarray
+
+
+# --------------------------------------------------------------------------
+# IDX files
+# --------------------------------------------------------------------------
+
+
+def read_idx(
+  path: str | os.PathLike[str], expected_ndim: int | None = None
+) -> np.ndarray:
+  """Reads one IDX file, plain or gzip-compressed.
+
+  A file whose name ends in ``.gz`` is decompressed with gzip; any other file
+  is read as raw IDX. The header is a big-endian magic number
+  ``0x00 0x00 <type code> <ndim>`` followed by one big-endian ``uint32`` per
+  dimension, then the data in row-major order.
+
+  Args:
+    path: Path of the file.
+    expected_ndim: If given, the number of dimensions the file must have.
+
+  Returns:
+    A NumPy array in native byte order with the shape stored in the file
+    (``uint8`` for type code ``0x08``, as in MNIST).
+
+  Raises:
+    FileNotFoundError: If ``path`` does not exist.
+    ValueError: If the magic number or type code is invalid, the number of
+      dimensions differs from ``expected_ndim``, or the data is shorter or
+      longer than the dimensions say. The message names the file.
+
+  Example:
+    >>> labels = read_idx('mnist/t10k-labels-idx1-ubyte.gz', expected_ndim=1)
+    >>> labels.shape
+    (10000,)
+  """
+  path = os.fspath(path)
+  if expected_ndim is not None and (
+    not isinstance(expected_ndim, int)
+    or isinstance(expected_ndim, bool)
+    or expected_ndim < 1
+  ):
+    raise ValueError(
+      f'`expected_ndim` must be None or a positive int, got {expected_ndim!r}.'
+    )
+  if not os.path.isfile(path):
+    raise FileNotFoundError(
+      f'IDX file not found (or not a regular file): {path!r}.'
+    )
+  try:
+    if path.endswith('.gz'):
+      with gzip.open(path, 'rb') as f:
+        raw = f.read()
+    else:
+      with open(path, 'rb') as f:
+        raw = f.read()
+  except (OSError, EOFError, zlib.error) as err:
+    raise ValueError(f'Could not read IDX file {path!r}: {err}') from err
+
+  if len(raw) < 4:
+    raise ValueError(
+      f'IDX file {path!r} is too short ({len(raw)} bytes) to hold the 4-byte '
+      'magic number.'
+    )
+  magic = int.from_bytes(raw[:4], 'big')
+  type_code, ndim = raw[2], raw[3]
+  if raw[0] != 0 or raw[1] != 0 or ndim == 0:
+    raise ValueError(
+      f'IDX file {path!r} has an invalid magic number {magic} (0x{magic:08X});'
+      ' expected 0x0000TTNN with a type code TT and ndim NN >= 1, e.g. 2051 '
+      'for uint8 images or 2049 for uint8 labels.'
+    )
+  if type_code not in _IDX_DTYPES:
+    known = ', '.join(f'0x{c:02X}' for c in _IDX_DTYPES)
+    raise ValueError(
+      f'IDX file {path!r} has unsupported type code 0x{type_code:02X} '
+      f'(magic number {magic}); supported type codes: {known}.'
+    )
+  if expected_ndim is not None and ndim != expected_ndim:
+    raise ValueError(
+      f'IDX file {path!r} has {ndim} dimensions, expected {expected_ndim}.'
+    )
+  header_len = 4 + 4 * ndim
+  if len(raw) < header_len:
+    raise ValueError(
+      f'IDX file {path!r} is truncated: its header needs {header_len} bytes '
+      f'for {ndim} dimensions, but the file has {len(raw)}.'
+    )
+  shape = tuple(
+    int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], 'big') for i in range(ndim)
+  )
+  dtype = _IDX_DTYPES[type_code]
+  expected = math.prod(shape) * dtype.itemsize
+  found = len(raw) - header_len
+  if found < expected:
+    raise ValueError(
+      f'IDX file {path!r} is truncated: shape {shape} needs {expected} data '
+      f'bytes, found {found}.'
+    )
+  if found > expected:
+    raise ValueError(
+      f'IDX file {path!r} has {found - expected} trailing bytes after the '
+      f'{expected} data bytes of shape {shape}.'
+    )
+  data = np.frombuffer(raw, dtype=dtype, offset=header_len).reshape(shape)
+  # astype copies into a writable array in native byte order.
+  return data.astype(dtype.newbyteorder('='))
+
+
+def _find_idx_file(data_dir: str, name: str) -> str | None:
+  for candidate in (name, name + '.gz'):
+    path = os.path.join(data_dir, candidate)
+    if os.path.isfile(path):
+      return path
+  return None
+
+
+def _check_split(
+  images: np.ndarray,
+  labels: np.ndarray,
+  images_path: str,
+  labels_path: str,
+) -> tuple[np.ndarray, np.ndarray]:
+  """Validates one split and returns it as (uint8 images, int32 labels)."""
+  if images.dtype != np.uint8 or images.shape[1:] != IMAGE_SHAPE:
+    raise ValueError(
+      f'IDX file {images_path!r} holds {images.dtype} images of shape '
+      f'{images.shape[1:]}; MNIST images must be uint8 of shape {IMAGE_SHAPE}.'
+    )
+  if labels.dtype != np.uint8:
+    raise ValueError(
+      f'IDX file {labels_path!r} holds {labels.dtype} labels; MNIST labels '
+      'must be uint8.'
+    )
+  if labels.shape[0] != images.shape[0]:
+    raise ValueError(
+      f'IDX file {labels_path!r} has {labels.shape[0]} labels but '
+      f'{images_path!r} has {images.shape[0]} images; the counts must match.'
+    )
+  if labels.size and labels.max() >= NUM_CLASSES:
+    bad = sorted({int(v) for v in labels[labels >= NUM_CLASSES]})
+    raise ValueError(
+      f'IDX file {labels_path!r} has labels {bad[:5]} outside 0..'
+      f'{NUM_CLASSES - 1}.'
+    )
+  return images, labels.astype(np.int32)
+
+
+def load_mnist_idx(data_dir: str | os.PathLike[str]) -> Dataset:
+  """Loads MNIST from a directory holding the four IDX files.
+
+  The directory must hold ``train-images-idx3-ubyte``,
+  ``train-labels-idx1-ubyte``, ``t10k-images-idx3-ubyte`` and
+  ``t10k-labels-idx1-ubyte``, each either plain or with a ``.gz`` suffix
+  (a plain file is preferred when both exist).
+
+  Args:
+    data_dir: Directory holding the files.
+
+  Returns:
+    The :class:`Dataset`.
+
+  Raises:
+    FileNotFoundError: If any of the four files is missing; the message lists
+      the missing files and says how to provide them.
+    ValueError: If a file is malformed, images are not 28x28, the label and
+      image counts differ, or a label is outside 0..9.
+
+  Example:
+    >>> ds = load_mnist_idx('../shared/data/mnist')
+    >>> ds.train_images.shape, ds.test_labels.shape
+    ((60000, 28, 28), (10000,))
+  """
+  data_dir = os.path.expanduser(os.fspath(data_dir))
+  paths = {name: _find_idx_file(data_dir, name) for name in MNIST_FILES}
+  missing = [name for name, path in paths.items() if path is None]
+  if missing:
+    where = (
+      f'directory {data_dir!r}'
+      if os.path.isdir(data_dir)
+      else f'{data_dir!r} (which is not an existing directory)'
+    )
+    raise FileNotFoundError(
+      f'MNIST IDX files missing from {where}: '
+      + ', '.join(f'{name}[.gz]' for name in missing)
+      + '. '
+      + _HOW_TO_PROVIDE
+    )
+  train_img, train_lbl, test_img, test_lbl = (
+    paths[name] for name in MNIST_FILES
+  )
+  train_images, train_labels = _check_split(
+    read_idx(train_img, expected_ndim=3),
+    read_idx(train_lbl, expected_ndim=1),
+    train_img,
+    train_lbl,
+  )
+  test_images, test_labels = _check_split(
+    read_idx(test_img, expected_ndim=3),
+    read_idx(test_lbl, expected_ndim=1),
+    test_img,
+    test_lbl,
+  )
+  return Dataset(train_images, train_labels, test_images, test_labels)
+
+
+def load_mnist_tfds() -> Dataset:
+  """Loads MNIST through TensorFlow Datasets (downloads it if needed).
+
+  Returns:
+    The :class:`Dataset`, with the same dtypes and shapes as
+    :func:`load_mnist_idx`.
+
+  Raises:
+    ImportError: If ``tensorflow_datasets`` is not installed.
+
+  Example:
+    >>> ds = load_mnist_tfds()  # needs the `tfds` extra and network access
+    >>> ds.train_images.dtype
+    dtype('uint8')
+  """
+  try:
+    import tensorflow_datasets as tfds
+  except ImportError as err:
+    raise ImportError(
+      'Loading MNIST without a data directory needs tensorflow-datasets, '
+      'which is not installed. ' + _HOW_TO_PROVIDE
+    ) from err
+  train, test = tfds.as_numpy(
+    tfds.load('mnist', split=['train', 'test'], batch_size=-1)
+  )
+
+  def convert(split: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    images = np.asarray(split['image'], dtype=np.uint8).reshape(
+      -1, *IMAGE_SHAPE
+    )
+    return images, np.asarray(split['label'], dtype=np.int32)
+
+  return Dataset(*convert(train), *convert(test))
+
+
+def load_mnist(data_dir: str | os.PathLike[str] | None = None) -> Dataset:
+  """Loads MNIST from the first source that is configured.
+
+  Sources, in order: ``data_dir`` if given; else the directory named by the
+  ``FARSIGN_DATA_DIR`` environment variable if set and non-empty; else
+  TensorFlow Datasets.
+
+  Args:
+    data_dir: Optional directory holding the four MNIST IDX files.
+
+  Returns:
+    The :class:`Dataset`.
+
+  Raises:
+    FileNotFoundError: If the chosen directory lacks a file, or no directory
+      is configured and TensorFlow Datasets is missing or fails. The message
+      says how to provide the files.
+    ValueError: If a file is malformed.
+
+  Example:
+    >>> ds = load_mnist('../shared/data/mnist')
+    >>> int(ds.train_labels.max())
+    9
+  """
+  if data_dir is not None:
+    return load_mnist_idx(data_dir)
+  env_dir = os.environ.get(DATA_DIR_ENV, '')
+  if env_dir:
+    return load_mnist_idx(env_dir)
+  try:
+    return load_mnist_tfds()
+  except Exception as err:  # Any tfds failure: re-raised with instructions.
+    raise FileNotFoundError(
+      f'No MNIST data directory was given (`data_dir` is None and '
+      f'{DATA_DIR_ENV} is not set), and loading through tensorflow-datasets '
+      f'failed ({type(err).__name__}: {err}). ' + _HOW_TO_PROVIDE
+    ) from err
+
+
+# --------------------------------------------------------------------------
+# Array helpers
+# --------------------------------------------------------------------------
+
+
+def normalize_images(images: Any) -> Any:
+  """Scales ``uint8`` images to ``float32`` in ``[0, 1]``, flattened.
+
+  Works on NumPy arrays (returning NumPy) and on JAX arrays, including inside
+  ``jit`` (returning JAX).
+
+  Args:
+    images: ``uint8`` array of shape ``[..., 28, 28]`` or ``[..., 784]``.
+
+  Returns:
+    ``float32`` array of shape ``[..., 784]`` equal to ``images / 255``.
+
+  Raises:
+    TypeError: If ``images`` is not ``uint8``.
+    ValueError: If its trailing shape is neither ``(28, 28)`` nor ``(784,)``.
+
+  Example:
+    >>> x = normalize_images(np.full((2, 28, 28), 255, np.uint8))
+    >>> x.shape, float(x.max())
+    ((2, 784), 1.0)
+  """
+  xp = np if isinstance(images, np.ndarray) else jnp
+  images = xp.asarray(images)
+  if images.dtype != np.uint8:
+    raise TypeError(
+      f'`images` must have dtype uint8 (raw pixel values), got {images.dtype}.'
+    )
+  shape = tuple(images.shape)
+  if shape[-2:] == IMAGE_SHAPE:
+    flat_shape = shape[:-2] + (NUM_PIXELS,)
+  elif shape[-1:] == (NUM_PIXELS,):
+    flat_shape = shape
+  else:
+    raise ValueError(
+      f'`images` must have shape [..., 28, 28] or [..., 784], got {shape}.'
+    )
+  flat = images.reshape(flat_shape).astype(xp.float32)
+  return flat / xp.float32(255.0)
+
+
+def _check_count(name: str, value: Any, available: int) -> int:
+  if value is None:
+    return available
+  if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
+    raise TypeError(f'`{name}` must be an int or None, got {value!r}.')
+  if not 1 <= value <= available:
+    raise ValueError(
+      f'`{name}` must be between 1 and {available} (the number of examples '
+      f'available), got {value}.'
+    )
+  return int(value)
+
+
+def subset(
+  dataset: Dataset, num_train: int | None = None, num_test: int | None = None
+) -> Dataset:
+  """Keeps the first examples of each split, e.g. for fast tests.
+
+  The kept examples are copied, so the full arrays can be freed.
+
+  Args:
+    dataset: The dataset to cut down.
+    num_train: Number of training examples to keep; None keeps all.
+    num_test: Number of test examples to keep; None keeps all.
+
+  Returns:
+    A new :class:`Dataset` with the first ``num_train`` training and
+    ``num_test`` test examples.
+
+  Raises:
+    TypeError: If a count is not an int or None.
+    ValueError: If a count is below 1 or above the split's size.
+
+  Example:
+    >>> small = subset(ds, num_train=1000, num_test=500)
+    >>> small.train_images.shape
+    (1000, 28, 28)
+  """
+  n_train = _check_count('num_train', num_train, len(dataset.train_labels))
+  n_test = _check_count('num_test', num_test, len(dataset.test_labels))
+  return Dataset(
+    train_images=np.array(dataset.train_images[:n_train]),
+    train_labels=np.array(dataset.train_labels[:n_train]),
+    test_images=np.array(dataset.test_images[:n_test]),
+    test_labels=np.array(dataset.test_labels[:n_test]),
+  )
+
+
+# --------------------------------------------------------------------------
+# Partitioning across workers
+# --------------------------------------------------------------------------
+
+
+def _host_rng(key_or_seed: Any) -> np.random.Generator:
+  """A NumPy Generator from a non-negative int seed or a JAX PRNG key."""
+  if isinstance(key_or_seed, (int, np.integer)) and not isinstance(
+    key_or_seed, bool
+  ):
+    if key_or_seed < 0:
+      raise ValueError(
+        f'`key_or_seed` must be a non-negative int or a JAX PRNG key, got '
+        f'{key_or_seed!r}.'
+      )
+    return np.random.default_rng(int(key_or_seed))
+  try:
+    if jnp.issubdtype(key_or_seed.dtype, jax.dtypes.prng_key):
+      words = np.asarray(jax.random.key_data(key_or_seed))
+    else:
+      words = np.asarray(key_or_seed)
+  except (AttributeError, TypeError) as err:
+    raise TypeError(
+      f'`key_or_seed` must be a non-negative int or a JAX PRNG key, got '
+      f'{key_or_seed!r}.'
+    ) from err
+  if words.dtype != np.uint32 or words.ndim != 1:
+    raise TypeError(
+      '`key_or_seed` must be a non-negative int or a single JAX PRNG key, got '
+      f'an array of dtype {words.dtype} and shape {words.shape}.'
+    )
+  return np.random.default_rng(np.random.SeedSequence(words.tolist()))
+
+
+def _check_labels(labels: Any) -> np.ndarray:
+  labels = np.asarray(labels)
+  if labels.ndim != 1 or labels.size == 0:
+    raise ValueError(
+      f'`labels` must be a non-empty 1-D array, got shape {labels.shape}.'
+    )
+  if not np.issubdtype(labels.dtype, np.integer):
+    raise TypeError(f'`labels` must have an integer dtype, got {labels.dtype}.')
+  return labels
+
+
+def _dirichlet_shards(
+  labels: np.ndarray,
+  num_workers: int,
+  alpha: float,
+  rng: np.random.Generator,
+) -> list[np.ndarray]:
+  parts: list[list[np.ndarray]] = [[] for _ in range(num_workers)]
+  for cls in np.unique(labels):
+    members = np.flatnonzero(labels == cls)
+    rng.shuffle(members)
+    props = rng.dirichlet(np.full(num_workers, alpha))
+    if not np.all(np.isfinite(props)) or props.sum() <= 0:
+      # Numerical underflow for tiny alpha: give the class to one worker.
+      props = np.zeros(num_workers)
+      props[rng.integers(num_workers)] = 1.0
+    cuts = np.floor(np.cumsum(props)[:-1] * len(members)).astype(np.int64)
+    cuts = np.clip(cuts, 0, len(members))
+    for worker, chunk in enumerate(np.split(members, cuts)):
+      parts[worker].append(chunk)
+  shards = [np.sort(np.concatenate(p)) for p in parts]
+  # Every worker needs at least one example. Since num_workers <= n, while a
+  # shard is empty the largest one has at least two, so moving one is safe.
+  for worker in range(num_workers):
+    if shards[worker].size == 0:
+      donor = int(np.argmax([s.size for s in shards]))
+      pick = rng.integers(shards[donor].size)
+      shards[worker] = shards[donor][pick : pick + 1]
+      shards[donor] = np.delete(shards[donor], pick)
+  return shards
+
+
+def partition(
+  labels: Any,
+  num_workers: int,
+  *,
+  key_or_seed: Any,
+  scheme: str = 'iid',
+  dirichlet_alpha: float | None = None,
+) -> WorkerShards:
+  """Splits example indices across workers, IID or with label skew.
+
+  Runs on the host with NumPy, seeded only from ``key_or_seed`` (no global
+  random state).
+
+  * ``'iid'``: a random permutation split into ``num_workers`` contiguous
+    pieces whose sizes differ by at most one.
+  * ``'dirichlet'``: for each class, proportions over workers are drawn from
+    ``Dirichlet(dirichlet_alpha)`` and that class's examples are dealt out
+    accordingly. Small ``alpha`` gives strongly skewed label mixes; large
+    ``alpha`` approaches IID. A worker left empty receives one example taken
+    at random from the largest shard.
+
+  Every example is assigned to exactly one worker and every worker gets at
+  least one example.
+
+  Args:
+    labels: 1-D integer array of labels (only its length matters for IID).
+    num_workers: Number of workers, between 1 and ``len(labels)``.
+    key_or_seed: Non-negative int seed, or a JAX PRNG key (its bits seed the
+      NumPy generator).
+    scheme: One of ``PARTITION_SCHEMES``: ``'iid'`` or ``'dirichlet'``.
+    dirichlet_alpha: Concentration ``> 0``; required for ``'dirichlet'``,
+      ignored for ``'iid'``.
+
+  Returns:
+    :class:`WorkerShards` with ``int32`` ``indices`` of shape
+    ``[num_workers, max_shard]`` (each row padded by repeating its own
+    indices) and ``int32`` ``sizes`` of shape ``[num_workers]``.
+
+  Raises:
+    TypeError: If ``labels`` is not an integer array, ``num_workers`` is not
+      an int, or ``key_or_seed`` is neither an int nor a PRNG key.
+    ValueError: If ``num_workers`` is out of range, ``scheme`` is unknown,
+      ``dirichlet_alpha`` is missing or not a positive finite number, or
+      ``labels`` is not a non-empty 1-D array.
+
+  Example:
+    >>> shards = partition(ds.train_labels, 10, key_or_seed=0,
+    ...                    scheme='dirichlet', dirichlet_alpha=0.5)
+    >>> int(shards.sizes.sum())
+    60000
+  """
+  labels = _check_labels(labels)
+  n = labels.shape[0]
+  if not isinstance(num_workers, (int, np.integer)) or isinstance(
+    num_workers, bool
+  ):
+    raise TypeError(f'`num_workers` must be an int, got {num_workers!r}.')
+  if not 1 <= num_workers <= n:
+    raise ValueError(
+      f'`num_workers` must be between 1 and the number of examples ({n}), '
+      f'got {num_workers}.'
+    )
+  num_workers = int(num_workers)
+  if scheme not in PARTITION_SCHEMES:
+    raise ValueError(
+      f'`scheme` must be one of {PARTITION_SCHEMES}, got {scheme!r}.'
+    )
+  if dirichlet_alpha is not None:
+    try:
+      alpha_ok = math.isfinite(dirichlet_alpha) and dirichlet_alpha > 0
+    except TypeError:
+      alpha_ok = False
+    if not alpha_ok or isinstance(dirichlet_alpha, bool):
+      raise ValueError(
+        '`dirichlet_alpha` must be a positive finite number, got '
+        f'{dirichlet_alpha!r}.'
+      )
+  rng = _host_rng(key_or_seed)
+
+  if scheme == 'iid':
+    shards = np.array_split(rng.permutation(n), num_workers)
+    shards = [np.sort(s) for s in shards]
+  else:
+    if dirichlet_alpha is None:
+      raise ValueError(
+        "`dirichlet_alpha` is required with scheme='dirichlet' (a positive "
+        'number such as 0.1 for strong skew or 100 for near-IID), got None.'
+      )
+    shards = _dirichlet_shards(labels, num_workers, float(dirichlet_alpha), rng)
+
+  sizes = np.array([s.size for s in shards], dtype=np.int32)
+  max_shard = int(sizes.max())
+  indices = np.stack([np.resize(s, max_shard) for s in shards])
+  return WorkerShards(indices=indices.astype(np.int32), sizes=sizes)
+
+
+def sample_minibatch(
+  shards: WorkerShards, worker: Any, key: jax.Array, batch_size: int
+) -> jax.Array:
+  """Draws a minibatch of example indices from one worker's shard.
+
+  Positions are drawn uniformly with replacement from
+  ``[0, shards.sizes[worker])`` and looked up in ``shards.indices[worker]``,
+  so padding never changes the distribution. Traceable: works under ``jit``
+  and ``vmap`` over ``worker`` and ``key``; ``batch_size`` must be static.
+
+  Args:
+    shards: The :class:`WorkerShards` from :func:`partition`.
+    worker: Integer worker id (may be a traced scalar).
+    key: JAX PRNG key.
+    batch_size: Number of indices to draw, a Python int >= 1.
+
+  Returns:
+    ``int32`` array of shape ``[batch_size]`` of example indices.
+
+  Raises:
+    ValueError: If ``batch_size`` is not a positive int.
+
+  Example:
+    >>> keys = jax.random.split(jax.random.key(0), 4)
+    >>> batch = jax.vmap(sample_minibatch, in_axes=(None, 0, 0, None))(
+    ...     shards, jnp.arange(4), keys, 32)
+    >>> batch.shape
+    (4, 32)
+  """
+  if (
+    not isinstance(batch_size, (int, np.integer))
+    or isinstance(batch_size, bool)
+    or batch_size < 1
+  ):
+    raise ValueError(
+      f'`batch_size` must be a positive Python int, got {batch_size!r}.'
+    )
+  sizes = jnp.asarray(shards.sizes, dtype=jnp.int32)
+  rows = jnp.asarray(shards.indices, dtype=jnp.int32)
+  positions = jax.random.randint(
+    key, (int(batch_size),), 0, sizes[worker], dtype=jnp.int32
+  )
+  return rows[worker, positions]
+
+
+__all__ = [
+  'DATA_DIR_ENV',
+  'MNIST_FILES',
+  'PARTITION_SCHEMES',
+  'Dataset',
+  'WorkerShards',
+  'load_mnist',
+  'load_mnist_idx',
+  'load_mnist_tfds',
+  'normalize_images',
+  'partition',
+  'read_idx',
+  'sample_minibatch',
+  'subset',
+]
