@@ -1,0 +1,262 @@
+"""Train on MNIST in a simulated asynchronous system with adversaries.
+
+Example:
+  python -m experiments.mnist --data-dir ../shared/data/mnist \
+      --attack sign_flip --out results.json --plot curve.png
+
+Prints a progress bar and a one-line summary, and writes a JSON record with
+every setting used, the accuracy figures, the throughput and the curve of test
+accuracy over messages, virtual time and real time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from experiments import common
+from experiments import plotting
+from farsign_jax._src.attacks import ATTACKS
+from farsign_jax._src.directions import DESIGNS
+from farsign_jax._src.methods.registry import METHODS
+from farsign_jax._src.models import MODELS
+from farsign_jax._src.oracles import ORACLES
+from farsign_jax._src.simulator.buffers import STALENESS_MODES
+from farsign_jax._src.simulator.clock import COMPUTE_TIMES
+
+
+def positive_int(text: str) -> int:
+  try:
+    value = int(text)
+  except ValueError:
+    raise argparse.ArgumentTypeError(
+      f'expected a positive integer, got {text!r}'
+    ) from None
+  if value < 1:
+    raise argparse.ArgumentTypeError(
+      f'expected a positive integer, got {value}'
+    )
+  return value
+
+
+def positive_float(text: str) -> float:
+  try:
+    value = float(text)
+  except ValueError:
+    raise argparse.ArgumentTypeError(
+      f'expected a positive number, got {text!r}'
+    ) from None
+  if not value > 0 or value == float('inf'):
+    raise argparse.ArgumentTypeError(
+      f'expected a positive finite number, got {text}'
+    )
+  return value
+
+
+def non_negative_float(text: str) -> float:
+  try:
+    value = float(text)
+  except ValueError:
+    raise argparse.ArgumentTypeError(
+      f'expected a non-negative number, got {text!r}'
+    ) from None
+  if not 0 <= value < float('inf'):
+    raise argparse.ArgumentTypeError(
+      f'expected a non-negative finite number, got {text}'
+    )
+  return value
+
+
+def fraction(text: str) -> float:
+  try:
+    value = float(text)
+  except ValueError:
+    raise argparse.ArgumentTypeError(
+      f'expected a number in [0, 1), got {text!r}'
+    ) from None
+  if not 0 <= value < 1:
+    raise argparse.ArgumentTypeError(
+      f'expected a number in [0, 1), got {text}'
+    )
+  return value
+
+
+def finite_float(text: str) -> float:
+  try:
+    value = float(text)
+  except ValueError:
+    raise argparse.ArgumentTypeError(
+      f'expected a number, got {text!r}'
+    ) from None
+  if value != value or abs(value) == float('inf'):
+    raise argparse.ArgumentTypeError(f'expected a finite number, got {text}')
+  return value
+
+
+def add_run_flags(parser: argparse.ArgumentParser) -> None:
+  """Flags shared by the entry points that run simulations."""
+  d = common.RunConfig()
+  add = parser.add_argument
+  add('--model', choices=MODELS, default=d.model)
+  add('--directions', choices=DESIGNS, default=d.directions,
+      help='direction design of FAR-SIGN (default: %(default)s)')
+  add('--num-directions', type=positive_int, default=None,
+      help='k, directions per message, for the random designs')
+  add('--oracle', choices=ORACLES, default=d.oracle)
+  add('--smoothing', type=positive_float, default=d.smoothing,
+      help='mu of the zeroth-order oracle (default: %(default)s)')
+  add('--learning-rate', type=positive_float, default=None,
+      help="alpha_0; default: the method's own")
+  add('--learning-rate-decay', type=non_negative_float,
+      default=d.learning_rate_decay,
+      help='a in alpha_n = alpha_0 (1 + n/n0)^-a (default: %(default)s)')
+  add('--tracking-rate', type=positive_float, default=None,
+      help="beta_0 of FAR-SIGN; default: the method's own")
+  add('--tracking-rate-decay', type=non_negative_float,
+      default=d.tracking_rate_decay,
+      help='b in beta_n = beta_0 (1 + n/n0)^-b (default: %(default)s)')
+  add('--decay-steps', type=positive_float, default=d.decay_steps,
+      help='n0 of both schedules (default: %(default)s)')
+  add('--workers', type=positive_int, default=d.workers)
+  add('--byzantine-fraction', type=fraction, default=d.byzantine_fraction,
+      help='share of adversarial workers (default: %(default)s)')
+  add('--attack-strength', type=finite_float, default=None,
+      help='scale (sign_flip), std (gaussian), value (constant), z (alie) '
+      'or epsilon (ipm); default: the attack\'s own')
+  add('--stragglers', type=fraction, default=d.stragglers,
+      help='share of honest workers that are slow (default: %(default)s)')
+  add('--straggler-slowdown', type=positive_float,
+      default=d.straggler_slowdown)
+  add('--compute-time', choices=COMPUTE_TIMES, default=d.compute_time)
+  add('--messages', type=positive_int, default=d.messages)
+  add('--batch-size', type=positive_int, default=d.batch_size)
+  add('--tick-size', type=positive_int, default=None,
+      help='arrivals per simulator tick (default: picked from --workers)')
+  add('--staleness', choices=STALENESS_MODES, default=d.staleness)
+  add('--max-staleness', type=positive_int, default=None,
+      help='staleness cap K of ring mode')
+  add('--partition', choices=('iid', 'dirichlet'), default=d.partition)
+  add('--dirichlet-alpha', type=positive_float, default=d.dirichlet_alpha)
+  add('--eval-every', type=positive_int, default=d.eval_every,
+      help='messages between test evaluations (default: %(default)s)')
+  add('--train-examples', type=positive_int, default=None,
+      help='use only the first N training examples')
+  add('--seed', type=int, default=d.seed)
+  add('--data-dir', default=None,
+      help='folder with the four MNIST IDX files; default: '
+      '$FARSIGN_DATA_DIR, else tensorflow-datasets')
+  add('--no-progress', action='store_true', help='hide the progress bar')
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+  parser = argparse.ArgumentParser(
+    prog='python -m experiments.mnist',
+    description='MNIST under attacks and stragglers in a simulated '
+    'asynchronous parameter server.',
+  )
+  parser.add_argument('--method', choices=sorted(METHODS), default='farsign')
+  parser.add_argument('--attack', choices=sorted(ATTACKS), default='none')
+  add_run_flags(parser)
+  parser.add_argument('--out', default=None, help='JSON results file')
+  parser.add_argument('--plot', default=None, help='PNG accuracy curves')
+  args = parser.parse_args(argv)
+  try:
+    args.config = config_from_args(args)
+    common.make_attack(args.config)
+  except ValueError as error:
+    parser.error(str(error))
+  return args
+
+
+def config_from_args(args: argparse.Namespace) -> common.RunConfig:
+  """A validated :class:`RunConfig` from parsed flags.
+
+  Raises:
+    ValueError: for settings that are wrong together (checked here, before
+      any data is loaded).
+  """
+  if args.seed < 0:
+    raise ValueError(f'`--seed` must be non-negative, got {args.seed}.')
+  config = common.RunConfig(
+    **{
+      field.name: getattr(args, field.name)
+      for field in common.dataclasses.fields(common.RunConfig)
+      if hasattr(args, field.name)
+    }
+  )
+  config.simulation()  # cross-checks, for example stragglers vs workers
+  if config.method == 'farsign' and config.directions != 'coordinate':
+    if config.num_directions is None:
+      raise ValueError(
+        f'`--num-directions` is required with --directions '
+        f'{config.directions}.'
+      )
+  return config
+
+
+class ProgressBar:
+  """A tqdm bar over messages, fed with curve points."""
+
+  def __init__(self, total: int, enabled: bool, description: str = ''):
+    from tqdm.auto import tqdm
+
+    self._bar = tqdm(
+      total=total, disable=not enabled, unit='msg', desc=description,
+      dynamic_ncols=True,
+    )
+    self._done = 0
+
+  def __call__(self, point: dict) -> None:
+    self._bar.update(point['messages'] - self._done)
+    self._done = point['messages']
+    self._bar.set_postfix(
+      acc=f'{point["accuracy"]:.4f}', vt=f'{point["virtual_time"]:.0f}s'
+    )
+
+  def close(self) -> None:
+    self._bar.close()
+
+
+def summary_line(record: dict) -> str:
+  t80 = record['virtual_time_to_80']
+  t80 = 'never' if t80 is None else f'{t80:.1f} s'
+  config = record['config']
+  return (
+    f'{config["method"]} | attack {config["attack"]} | '
+    f'final {record["final_accuracy"]:.4f} | '
+    f'best {record["best_accuracy"]:.4f} | '
+    f'virtual time to 80%: {t80} | '
+    f'{record["messages"]} messages in {record["real_seconds"]:.1f} s '
+    f'({record["messages_per_second"]:.0f}/s) | '
+    f'adversarial share: workers '
+    f'{record["byzantine_worker_fraction"]:.2f}, messages '
+    f'{record["byzantine_message_share"]:.3f}'
+  )
+
+
+def main(argv=None) -> int:
+  args = parse_args(argv)
+  config = args.config
+  try:
+    dataset = common.load_data(args.data_dir, config.train_examples)
+  except (FileNotFoundError, ValueError, ImportError) as error:
+    print(f'error: {error}', file=sys.stderr)
+    return 2
+  bar = ProgressBar(
+    config.messages, not args.no_progress, f'{config.method}/{config.attack}'
+  )
+  try:
+    record = common.run(config, dataset, progress=bar)
+  finally:
+    bar.close()
+  print(summary_line(record))
+  if args.out:
+    common.write_json_atomically(args.out, record)
+  if args.plot:
+    plotting.plot_curves({config.method: record}, args.plot,
+                         title=f'MNIST, attack: {config.attack}')
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())

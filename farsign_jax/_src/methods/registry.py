@@ -1,0 +1,142 @@
+"""Methods by name: what the command line and the comparison choose from.
+
+Every method reads what it needs from one :class:`MethodSettings`, so an
+experiment can build any method from the same flags.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import optax
+
+from farsign_jax._src.far_sign import inverse_power_decay
+from farsign_jax._src.methods.async_sgd import async_sgd_method
+from farsign_jax._src.methods.base import Method
+from farsign_jax._src.methods.far_sign import far_sign_method
+
+
+@dataclasses.dataclass(frozen=True)
+class MethodSettings:
+  """Hyperparameters shared by the methods; each uses the ones it needs.
+
+  Attributes:
+    learning_rate: initial ``alpha``; ``None`` for the method's default.
+    learning_rate_decay: power ``a`` of ``alpha_n = alpha_0 (1 + n/n_0)^-a``.
+    tracking_rate: initial ``beta`` of FAR-SIGN; ``None`` for its default.
+    tracking_rate_decay: power ``b`` of ``beta_n``.
+    decay_steps: ``n_0`` of both schedules.
+    directions: FAR-SIGN's direction design.
+    num_directions: ``k`` of the random designs.
+    oracle: ``'first_order'`` or ``'zeroth_order'``.
+    smoothing: ``mu`` of the zeroth-order oracle.
+    num_workers: ``N``, for methods that size rounds or buffers by it.
+    num_byzantine: adversarial workers assumed by methods that need ``f``.
+    seed: the run seed.
+  """
+
+  learning_rate: float | None = None
+  learning_rate_decay: float = 1.0
+  tracking_rate: float | None = None
+  tracking_rate_decay: float = 0.0
+  decay_steps: float = 5000.0
+  directions: str = 'coordinate'
+  num_directions: int | None = None
+  oracle: str = 'first_order'
+  smoothing: float = 1e-3
+  num_workers: int = 100
+  num_byzantine: int = 20
+  seed: int = 0
+
+  def schedule(self, initial: float, power: float) -> optax.Schedule:
+    return inverse_power_decay(initial, self.decay_steps, power)
+
+
+@dataclasses.dataclass(frozen=True)
+class MethodSpec:
+  """How to build a named method, and its default step sizes."""
+
+  build: Callable[[int, MethodSettings], Method]
+  learning_rate: float
+  tracking_rate: float | None = None
+  synchronous: bool = False
+  description: str = ''
+
+
+def _far_sign(dim: int, s: MethodSettings) -> Method:
+  return far_sign_method(
+    dim,
+    s.schedule(s.learning_rate, s.learning_rate_decay),
+    s.schedule(s.tracking_rate, s.tracking_rate_decay),
+    s.directions,
+    s.num_directions,
+    s.oracle,
+    s.smoothing,
+    s.seed,
+  )
+
+
+def _async_sgd(dim: int, s: MethodSettings) -> Method:
+  return async_sgd_method(
+    dim, s.schedule(s.learning_rate, s.learning_rate_decay)
+  )
+
+
+METHODS: dict[str, MethodSpec] = {
+  'farsign': MethodSpec(
+    _far_sign, 0.3, 0.005, description='FAR-SIGN (this library)'
+  ),
+  'async_sgd': MethodSpec(
+    _async_sgd, 0.3, description='asynchronous SGD, no defence'
+  ),
+}
+
+
+def register_method(name: str, spec: MethodSpec) -> None:
+  """Adds a method to :data:`METHODS` (used by the baselines' modules)."""
+  METHODS[name] = spec
+
+
+def make_method(name: str, dim: int, settings: MethodSettings) -> Method:
+  """Builds method ``name`` for ``dim`` parameters.
+
+  Unset step sizes take the method's defaults.
+
+  Raises:
+    ValueError: for an unknown name or a non-positive step size.
+  """
+  if name not in METHODS:
+    raise ValueError(
+      f'Unknown method `method={name!r}`; known methods: '
+      f'{", ".join(METHODS)}.'
+    )
+  spec = METHODS[name]
+  settings = resolve_settings(name, settings)
+  for field in ('learning_rate', 'tracking_rate', 'decay_steps'):
+    value = getattr(settings, field)
+    if value is not None and not value > 0:
+      raise ValueError(f'`{field}` must be positive, got {value!r}.')
+  for field in ('learning_rate_decay', 'tracking_rate_decay'):
+    value = getattr(settings, field)
+    if not value >= 0:
+      raise ValueError(f'`{field}` must be non-negative, got {value!r}.')
+  return spec.build(dim, settings)
+
+
+def resolve_settings(name: str, settings: MethodSettings) -> MethodSettings:
+  """``settings`` with the method's default step sizes filled in."""
+  spec = METHODS[name]
+  return dataclasses.replace(
+    settings,
+    learning_rate=(
+      spec.learning_rate
+      if settings.learning_rate is None
+      else settings.learning_rate
+    ),
+    tracking_rate=(
+      spec.tracking_rate
+      if settings.tracking_rate is None
+      else settings.tracking_rate
+    ),
+  )
