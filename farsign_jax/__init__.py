@@ -24,30 +24,38 @@ from farsign_jax._src.far_sign import far_sign as far_sign
 from farsign_jax._src.far_sign import inverse_power_decay as inverse_power_decay
 from farsign_jax._src.far_sign import safe_sign as safe_sign
 from farsign_jax._src.far_sign import scale_by_far_sign as scale_by_far_sign
-from farsign_jax._src.methods.async_sgd import async_sgd_method as async_sgd_method
+from farsign_jax._src.methods.async_sgd import (
+  async_sgd_method as async_sgd_method,
+)
 from farsign_jax._src.methods.base import Method as Method
 from farsign_jax._src.methods.far_sign import far_sign_method as far_sign_method
+from farsign_jax._src.methods.registry import METHODS as METHODS
+from farsign_jax._src.methods.registry import MethodSettings as MethodSettings
+from farsign_jax._src.methods.registry import make_method as make_method
 from farsign_jax._src.oracles import ORACLES as ORACLES
 from farsign_jax._src.oracles import make_oracle as make_oracle
 
 __version__ = '0.1.0'
 
 __all__ = (
-  'ATTACKS',
-  'Attack',
-  'DESIGNS',
-  'DirectionDesign',
-  'DirectionalMessage',
-  'Method',
-  'ORACLES',
-  'ScaleByFarSignState',
   'async_sgd_method',
+  'Attack',
+  'ATTACKS',
+  'DESIGNS',
+  'DirectionalMessage',
+  'DirectionDesign',
   'far_sign',
   'far_sign_method',
   'inverse_power_decay',
   'make_attack',
   'make_directions',
+  'make_method',
   'make_oracle',
+  'Method',
+  'METHODS',
+  'MethodSettings',
+  'ORACLES',
   'safe_sign',
   'scale_by_far_sign',
+  'ScaleByFarSignState',
 )

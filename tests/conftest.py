@@ -35,10 +35,24 @@ def logreg():
   )
 
 
+# The offline copy beside the repository, used when FARSIGN_DATA_DIR is unset.
+_SHARED_MNIST = os.path.join(
+  os.path.dirname(__file__), '..', '..', 'shared', 'data', 'mnist'
+)
+
+
 @pytest.fixture(scope='session')
-def mnist():
-  """The real MNIST from FARSIGN_DATA_DIR (CI sets it)."""
-  path = os.environ.get(data_lib.DATA_DIR_ENV)
-  if not path:
-    pytest.skip(f'{data_lib.DATA_DIR_ENV} is not set')
-  return data_lib.load_mnist(path)
+def mnist_dir():
+  """A folder with the MNIST IDX files: FARSIGN_DATA_DIR (CI sets it)."""
+  path = os.environ.get(data_lib.DATA_DIR_ENV) or _SHARED_MNIST
+  if not os.path.isdir(path):
+    pytest.skip(
+      f'no MNIST folder: set {data_lib.DATA_DIR_ENV} to the IDX files'
+    )
+  return os.path.abspath(path)
+
+
+@pytest.fixture(scope='session')
+def mnist(mnist_dir):
+  """The real MNIST."""
+  return data_lib.load_mnist(mnist_dir)

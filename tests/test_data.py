@@ -244,16 +244,8 @@ def test_load_mnist_tfds_missing_raises_import_error(monkeypatch):
 
 
 # ---------------------------------------------------------------------------
-# Real MNIST (CI sets FARSIGN_DATA_DIR)
+# Real MNIST (the `mnist` fixture of conftest.py; CI sets FARSIGN_DATA_DIR)
 # ---------------------------------------------------------------------------
-
-
-@pytest.fixture(scope='module')
-def mnist():
-  data_dir = os.environ.get(data.DATA_DIR_ENV)
-  if not data_dir:
-    pytest.skip(f'{data.DATA_DIR_ENV} is not set; no MNIST directory to read.')
-  return data.load_mnist(data_dir)
 
 
 def test_real_mnist_shapes_and_label_counts(mnist):
