@@ -14,8 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from experiments import common
-from experiments import plotting
+from experiments import common, plotting
 from farsign_jax._src.attacks import ATTACKS
 from farsign_jax._src.directions import DESIGNS
 from farsign_jax._src.methods.registry import METHODS
