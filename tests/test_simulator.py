@@ -144,7 +144,9 @@ def test_adversaries_message_share_is_reported(tiny_dataset, logreg):
   _, trace = _run_engine(workers, 120)
   share = np.asarray(workers.byzantine)[trace['workers']].mean()
   assert result.summary()['byzantine_message_share'] == pytest.approx(share)
-  assert [p['messages'] for p in result.curve] == [60, 120]
+  # Ten evaluations in the first `eval_every` messages, then one per 60.
+  assert [p['messages'] for p in result.curve] == list(range(6, 60, 6)) + [
+    60, 120]
 
 
 def test_method_tolerance_is_enforced(tiny_dataset, logreg):

@@ -133,8 +133,15 @@ class SimulationResult:
 
 
 def evaluation_points(num_messages: int, eval_every: int) -> list[int]:
-  """Message counts at which to evaluate: every ``eval_every`` and the end."""
-  points = list(range(eval_every, num_messages, eval_every))
+  """Message counts at which to evaluate.
+
+  Ten times as often during the first ``eval_every`` messages, where the
+  accuracy moves fastest and times to a target accuracy are read, then every
+  ``eval_every``, and at the end.
+  """
+  early = max(eval_every // 10, 1)
+  points = list(range(early, min(eval_every, num_messages), early))
+  points += list(range(eval_every, num_messages, eval_every))
   return points + [num_messages]
 
 
