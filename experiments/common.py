@@ -11,17 +11,19 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import signal
 import tempfile
 from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from farsign_jax._src import attacks as attacks_lib
 from farsign_jax._src import data as data_lib
 from farsign_jax._src import models as models_lib
 from farsign_jax._src.methods import registry
-from farsign_jax._src.simulator import driver
+from farsign_jax._src.simulator import checkpoint, driver
 from farsign_jax._src.simulator.clock import ComputeTimeModel
 from farsign_jax._src.simulator.config import SimulationConfig
 
@@ -134,28 +136,183 @@ def load_data(data_dir: str | None, train_examples: int | None = None):
   return dataset
 
 
+def build_method(config: RunConfig, dataset: data_lib.Dataset | None = None):
+  """The model and the method of a run, checked against its settings.
+
+  Needs no data, so entry points call it to reject bad settings (a ``k``
+  larger than the model, an adversarial fraction the method cannot tolerate)
+  before loading any. A method that needs trusted server data (Zeno++) takes
+  it from ``dataset``'s training examples; without ``dataset`` it gets a
+  placeholder set, good for checking settings only.
+
+  Returns:
+    ``(flat_model, method)``.
+
+  Raises:
+    ValueError: for settings the model or method rejects.
+  """
+  model = models_lib.flat_model(
+    models_lib.make_model(config.model), jax.random.key(config.seed)
+  )
+  settings = config.method_settings()
+  if registry.METHODS[config.method].needs_trusted_data:
+    images, labels = (
+      (np.zeros((1, 784), np.uint8), np.zeros(1, np.int32))
+      if dataset is None
+      else (dataset.train_images, dataset.train_labels)
+    )
+    settings = registry.with_trusted_data(settings, model.loss, images, labels)
+  method = registry.make_method(config.method, model.num_params, settings)
+  driver.check_byzantine_fraction(method, config.byzantine_fraction)
+  return model, method
+
+
+# Settings a resumed run may change: they do not alter the trajectory.
+RESUMABLE_CHANGES = ('messages',)
+
+
+class Interrupted(Exception):
+  """A run stopped on a signal, after saving a checkpoint if it had any.
+
+  Attributes:
+    signum: the signal that stopped it.
+    messages: the messages applied when it stopped.
+  """
+
+  def __init__(self, signum: int, messages: int):
+    super().__init__(
+      f'stopped by {signal.Signals(signum).name} at message {messages}'
+    )
+    self.signum = signum
+    self.messages = messages
+
+
+class StopOnSignals:
+  """Turns SIGINT and SIGTERM into a request to stop at the next checkpoint.
+
+  Inside the ``with`` block the first signal only sets :attr:`signum`; the
+  run saves at its next evaluation point and raises :class:`Interrupted`. A
+  second signal stops at once (``KeyboardInterrupt``), without saving.
+  """
+
+  SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+  def __init__(self):
+    self.signum: int | None = None
+    self._previous = {}
+
+  def _handle(self, signum, frame):
+    del frame
+    if self.signum is not None:
+      raise KeyboardInterrupt
+    self.signum = signum
+
+  def __enter__(self):
+    for signum in self.SIGNALS:
+      self._previous[signum] = signal.signal(signum, self._handle)
+    return self
+
+  def __exit__(self, *exc_info):
+    for signum, handler in self._previous.items():
+      signal.signal(signum, handler)
+    return False
+
+
+def check_resumable(
+  config: RunConfig, checkpointer: checkpoint.SimulationCheckpointer
+) -> int:
+  """Checks that ``config`` may continue the latest checkpoint.
+
+  Returns:
+    The message count of the checkpoint.
+
+  Raises:
+    ValueError: if there is no checkpoint, if its settings differ from
+      ``config``'s in anything but :data:`RESUMABLE_CHANGES`, or if it is
+      already past ``config.messages``.
+  """
+  step = checkpointer.latest_step()
+  if step is None:
+    raise ValueError(
+      f'`--resume`: no checkpoint in {checkpointer.directory!r} to resume '
+      'from; run once without --resume to start one.'
+    )
+  differences = checkpoint.settings_differences(
+    checkpointer.saved_settings(), config.resolved(), RESUMABLE_CHANGES
+  )
+  if differences:
+    raise ValueError(
+      f'`--resume`: the checkpoint in {checkpointer.directory!r} was saved '
+      'by a run with other settings (saved -> requested): '
+      + '; '.join(differences)
+      + '. Only --messages may change when resuming.'
+    )
+  if step > config.messages:
+    raise ValueError(
+      f'`--messages={config.messages}` is below the {step} messages the '
+      f'checkpoint in {checkpointer.directory!r} has already applied.'
+    )
+  return step
+
+
 def run(
   config: RunConfig,
   dataset: data_lib.Dataset,
   progress: Callable[[dict], None] | None = None,
-  **simulate_kwargs,
+  checkpointer: checkpoint.SimulationCheckpointer | None = None,
+  resume: bool = False,
+  stop: StopOnSignals | None = None,
 ) -> dict:
   """Runs one configuration and returns its JSON-ready record.
+
+  Args:
+    config: the settings.
+    dataset: MNIST.
+    progress: called with each new curve point.
+    checkpointer: if given, the run saves its state there every
+      ``checkpointer.every`` messages (at evaluation points), on a stop
+      request and at the end.
+    resume: continue from ``checkpointer``'s latest checkpoint (check it
+      first with :func:`check_resumable`).
+    stop: if it has caught a signal, the run stops at its next evaluation
+      point, saves, and raises :class:`Interrupted`.
 
   Returns:
     A dict with ``config`` (every setting as run), the summary figures of
     :meth:`SimulationResult.summary`, and ``curve``.
+
+  Raises:
+    Interrupted: when ``stop`` caught a signal.
   """
   simulation = config.simulation()
-  model = models_lib.flat_model(
-    models_lib.make_model(config.model), jax.random.key(config.seed)
-  )
-  method = registry.make_method(
-    config.method, model.num_params, config.method_settings()
-  )
+  model, method = build_method(config, dataset)
   workers = driver.build_workers(
     method, make_attack(config), simulation, model, dataset
   )
+  simulate_kwargs = {}
+  settings = config.resolved()
+
+  def on_chunk(state, curve):
+    if checkpointer is not None:
+      checkpointer.maybe_save(state, curve, settings)
+    if stop is not None and stop.signum is not None:
+      if checkpointer is not None:
+        checkpointer.save(state, curve, settings)
+      raise Interrupted(stop.signum, int(state.version))
+
+  simulate_kwargs['on_chunk'] = on_chunk
+  if resume:
+    if checkpointer is None:
+      raise ValueError('`resume=True` needs a `checkpointer`.')
+    from farsign_jax._src.simulator import engine, rounds
+
+    template = (
+      rounds.init_rounds(workers)
+      if method.synchronous
+      else engine.init_state(workers)
+    )
+    state, curve, _ = checkpointer.restore(template)
+    simulate_kwargs.update(state=state, curve=curve)
   test_images = jnp.asarray(data_lib.normalize_images(dataset.test_images))
   test_labels = jnp.asarray(dataset.test_labels)
   evaluate = jax.jit(lambda p: model.accuracy(p, test_images, test_labels))
@@ -172,7 +329,9 @@ def run(
       workers, config.messages, evaluate, config.eval_every, progress,
       **simulate_kwargs,
     )
-  record = {'config': config.resolved()}
+  if checkpointer is not None:
+    checkpointer.save(result.state, result.curve, settings)
+  record = {'config': settings}
   record.update(result.summary())
   record['byzantine_worker_fraction'] = simulation.num_byzantine / (
     simulation.num_workers

@@ -21,7 +21,12 @@ from farsign_jax._src.methods.registry import METHODS
 from farsign_jax._src.models import MODELS
 from farsign_jax._src.oracles import ORACLES
 from farsign_jax._src.simulator.buffers import STALENESS_MODES
+from farsign_jax._src.simulator.checkpoint import SimulationCheckpointer
 from farsign_jax._src.simulator.clock import COMPUTE_TIMES
+from farsign_jax._src.simulator.config import MAX_SEED
+
+# Messages between checkpoints when --checkpoint-dir is set.
+DEFAULT_CHECKPOINT_EVERY = 5000
 
 
 def positive_int(text: str) -> int:
@@ -34,6 +39,20 @@ def positive_int(text: str) -> int:
   if value < 1:
     raise argparse.ArgumentTypeError(
       f'expected a positive integer, got {value}'
+    )
+  return value
+
+
+def seed(text: str) -> int:
+  try:
+    value = int(text)
+  except ValueError:
+    raise argparse.ArgumentTypeError(
+      f'expected an integer seed in [0, 2**32 - 1], got {text!r}'
+    ) from None
+  if not 0 <= value <= MAX_SEED:
+    raise argparse.ArgumentTypeError(
+      f'expected an integer seed in [0, 2**32 - 1], got {value}'
     )
   return value
 
@@ -140,7 +159,8 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
       help='messages between test evaluations (default: %(default)s)')
   add('--train-examples', type=positive_int, default=None,
       help='use only the first N training examples')
-  add('--seed', type=int, default=d.seed)
+  add('--seed', type=seed, default=d.seed,
+      help='run seed, in [0, 2**32 - 1] (default: %(default)s)')
   add('--data-dir', default=None,
       help='folder with the four MNIST IDX files; default: '
       '$FARSIGN_DATA_DIR, else tensorflow-datasets')
@@ -158,13 +178,64 @@ def parse_args(argv=None) -> argparse.Namespace:
   add_run_flags(parser)
   parser.add_argument('--out', default=None, help='JSON results file')
   parser.add_argument('--plot', default=None, help='PNG accuracy curves')
+  add_checkpoint_flags(parser)
   args = parser.parse_args(argv)
   try:
     args.config = config_from_args(args)
     common.make_attack(args.config)
+    args.checkpointer = checkpointer_from_args(args)
   except ValueError as error:
     parser.error(str(error))
   return args
+
+
+def add_checkpoint_flags(parser: argparse.ArgumentParser) -> None:
+  """Flags that save a run's state and resume it."""
+  add = parser.add_argument
+  add('--checkpoint-dir', default=None,
+      help='save the run\'s state in this folder every --checkpoint-every '
+      'messages, on SIGINT/SIGTERM and at the end')
+  add('--checkpoint-every', type=positive_int, default=None,
+      help='messages between checkpoints, taken at the next evaluation '
+      f'point (default: {DEFAULT_CHECKPOINT_EVERY})')
+  add('--resume', action='store_true',
+      help='continue from the latest checkpoint in --checkpoint-dir; only '
+      '--messages (and output paths) may differ from the saved run')
+
+
+def checkpointer_from_args(
+  args: argparse.Namespace,
+) -> SimulationCheckpointer | None:
+  """Opens the checkpoint folder and checks it against the flags.
+
+  Raises:
+    ValueError: for checkpoint flags without ``--checkpoint-dir``, a folder
+      that holds another run's checkpoints (without ``--resume``) or, with
+      ``--resume``, none or ones saved with other settings.
+  """
+  if args.checkpoint_dir is None:
+    for flag, value in (
+      ('--resume', args.resume),
+      ('--checkpoint-every', args.checkpoint_every),
+    ):
+      if value:
+        raise ValueError(
+          f'`{flag}` needs `--checkpoint-dir`, the folder of the checkpoints.'
+        )
+    return None
+  checkpointer = SimulationCheckpointer(
+    args.checkpoint_dir,
+    args.checkpoint_every or DEFAULT_CHECKPOINT_EVERY,
+  )
+  if args.resume:
+    common.check_resumable(args.config, checkpointer)
+  elif checkpointer.latest_step() is not None:
+    raise ValueError(
+      f'`--checkpoint-dir={args.checkpoint_dir!r}` already holds checkpoints '
+      f'(latest at message {checkpointer.latest_step()}); pass --resume to '
+      'continue that run, or choose an empty folder.'
+    )
+  return checkpointer
 
 
 def config_from_args(args: argparse.Namespace) -> common.RunConfig:
@@ -174,8 +245,6 @@ def config_from_args(args: argparse.Namespace) -> common.RunConfig:
     ValueError: for settings that are wrong together (checked here, before
       any data is loaded).
   """
-  if args.seed < 0:
-    raise ValueError(f'`--seed` must be non-negative, got {args.seed}.')
   config = common.RunConfig(
     **{
       field.name: getattr(args, field.name)
@@ -190,6 +259,16 @@ def config_from_args(args: argparse.Namespace) -> common.RunConfig:
         f'`--num-directions` is required with --directions '
         f'{config.directions}.'
       )
+  if config.train_examples is not None and (
+    config.workers > config.train_examples
+  ):
+    raise ValueError(
+      f'`--workers={config.workers}` exceeds `--train-examples='
+      f'{config.train_examples}`: every worker needs an example.'
+    )
+  # Builds the model and the method: k against d, the adversarial fraction
+  # against what the method tolerates, before any data is loaded.
+  common.build_method(config)
   return config
 
 
@@ -241,13 +320,41 @@ def main(argv=None) -> int:
   except (FileNotFoundError, ValueError, ImportError) as error:
     print(f'error: {error}', file=sys.stderr)
     return 2
+  if config.workers > len(dataset.train_labels):
+    print(
+      f'error: `--workers={config.workers}` exceeds the '
+      f'{len(dataset.train_labels)} training examples: every worker needs '
+      'an example.',
+      file=sys.stderr,
+    )
+    return 2
+  checkpointer = args.checkpointer
   bar = ProgressBar(
     config.messages, not args.no_progress, f'{config.method}/{config.attack}'
   )
   try:
-    record = common.run(config, dataset, progress=bar)
+    if checkpointer is None:
+      record = common.run(config, dataset, progress=bar)
+    else:
+      with common.StopOnSignals() as stop:
+        record = common.run(
+          config, dataset, progress=bar, checkpointer=checkpointer,
+          resume=args.resume, stop=stop,
+        )
+  except common.Interrupted as interrupt:
+    bar.close()
+    where = ''
+    if checkpointer is not None:
+      where = (
+        f'; saved in {checkpointer.directory}, continue with the same flags '
+        'and --resume'
+      )
+    print(f'{interrupt}{where}', file=sys.stderr)
+    return 128 + interrupt.signum
   finally:
     bar.close()
+    if checkpointer is not None:
+      checkpointer.close()
   print(summary_line(record))
   if args.out:
     common.write_json_atomically(args.out, record)

@@ -98,7 +98,7 @@ def test_staleness_counts_updates_between_read_and_message(
   _, trace = _run_engine(workers, 200)
   last_read = {}
   for worker, n, tau in zip(
-    trace['workers'], trace['message_ids'], trace['staleness']
+    trace['workers'], trace['message_ids'], trace['staleness'], strict=True
   ):
     read = last_read.get(worker, 0)  # everyone reads version 0 first
     assert tau == n - read
@@ -154,3 +154,14 @@ def test_method_tolerance_is_enforced(tiny_dataset, logreg):
     _workers(
       tiny_dataset, logreg, byzantine_fraction=0.5, straggler_fraction=0.0
     )
+
+
+def test_time_to_accuracy_first_and_sustained():
+  accuracies = [0.5, 0.81, 0.7, 0.85, 0.9]
+  curve = [{'accuracy': a, 'virtual_time': float(t)}
+           for t, a in enumerate(accuracies)]
+  result = driver.SimulationResult(None, curve, 0.0, 0.0)
+  assert result.virtual_time_to(0.8) == 1.0
+  assert result.virtual_time_to(0.8, sustained=True) == 3.0
+  assert result.virtual_time_to(0.95) is None
+  assert result.virtual_time_to(0.95, sustained=True) is None

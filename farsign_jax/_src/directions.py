@@ -152,7 +152,7 @@ def make_directions(
       f'Unknown direction design `directions={name!r}`; known designs: '
       f'{", ".join(DESIGNS)}.'
     )
-  if not isinstance(dim, int) or dim < 1:
+  if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
     raise ValueError(f'`dim` must be a positive integer, got {dim!r}.')
   if name == 'coordinate':
     if num_directions not in (None, dim):
@@ -167,7 +167,11 @@ def make_directions(
       f'`num_directions` is required for the {name!r} design '
       f'(an integer in [1, {dim}]).'
     )
-  if not isinstance(num_directions, int) or not 1 <= num_directions <= dim:
+  if (
+    isinstance(num_directions, bool)
+    or not isinstance(num_directions, int)
+    or not 1 <= num_directions <= dim
+  ):
     raise ValueError(
       f'`num_directions` must be an integer in [1, d={dim}], '
       f'got {num_directions!r}.'

@@ -92,14 +92,19 @@ def inverse_power_decay(
     ValueError: if ``init_value`` or ``transition_steps`` is not positive or
       ``power`` is negative.
   """
-  if not init_value > 0:
-    raise ValueError(f'`init_value` must be positive, got {init_value!r}.')
-  if not transition_steps > 0:
+  if not 0 < init_value < float('inf'):
     raise ValueError(
-      f'`transition_steps` must be positive, got {transition_steps!r}.'
+      f'`init_value` must be positive and finite, got {init_value!r}.'
     )
-  if not power >= 0:
-    raise ValueError(f'`power` must be non-negative, got {power!r}.')
+  if not 0 < transition_steps < float('inf'):
+    raise ValueError(
+      '`transition_steps` must be positive and finite, got '
+      f'{transition_steps!r}.'
+    )
+  if not 0 <= power < float('inf'):
+    raise ValueError(
+      f'`power` must be non-negative and finite, got {power!r}.'
+    )
 
   def schedule(count):
     n = jnp.asarray(count, jnp.float32)
@@ -111,10 +116,24 @@ def inverse_power_decay(
 def _check_rate(name: str, rate) -> None:
   if callable(rate):
     return
-  if not isinstance(rate, (int, float)) or not rate > 0:
+  if (
+    isinstance(rate, bool)
+    or not isinstance(rate, (int, float))
+    or not 0 < rate < float('inf')
+  ):
     raise ValueError(
-      f'`{name}` must be a positive number or an optax schedule, '
+      f'`{name}` must be a positive finite number or an optax schedule, '
       f'got {rate!r}.'
+    )
+
+
+def _check_seed(seed) -> None:
+  # jax.random.key takes 32-bit seeds without x64: larger ones would alias.
+  if isinstance(seed, bool) or not isinstance(seed, int) or not (
+    0 <= seed < 2**32
+  ):
+    raise ValueError(
+      f'`seed` must be an integer in [0, 2**32 - 1], got {seed!r}.'
     )
 
 
@@ -138,7 +157,8 @@ def scale_by_far_sign(
     :class:`DirectionalMessage` and returns the new tracker as the updates.
 
   Raises:
-    ValueError: for a non-positive rate or an unknown design, and at ``init``
+    ValueError: for a non-positive or non-finite rate, a ``seed`` outside
+      ``[0, 2**32 - 1]`` or an unknown design, and at ``init``
       for a ``num_directions`` larger than the number of parameters.
 
   Example:
@@ -150,6 +170,7 @@ def scale_by_far_sign(
     [0.10000000149011612, -0.10000000149011612, 0.0]
   """
   _check_rate('tracking_rate', tracking_rate)
+  _check_seed(seed)
   # Validates the design name now; the dimension is only known at init.
   make_directions(directions, 1, None if directions == 'coordinate' else 1)
   base_key = jax.random.key(seed)

@@ -116,9 +116,10 @@ def make_oracle(
     )
   if name == 'first_order':
     return lambda loss, params, key: first_order(loss, params, design, key)
-  if not smoothing > 0:
+  if not 0 < smoothing < float('inf'):
     raise ValueError(
-      f'`smoothing` (mu) must be a positive number, got {smoothing!r}.'
+      '`smoothing` (mu) must be a positive finite number, got '
+      f'{smoothing!r}.'
     )
   return lambda loss, params, key: zeroth_order(
     loss, params, design, key, smoothing

@@ -36,12 +36,14 @@ class ComputeTimeModel:
         f'Unknown compute-time model `compute_time={self.kind!r}`; known '
         f'models: {", ".join(COMPUTE_TIMES)}.'
       )
-    if not self.mean > 0:
+    if not 0 < self.mean < float('inf'):
       raise ValueError(
-        f'`mean` compute time must be positive, got {self.mean!r}.'
+        f'`mean` compute time must be positive and finite, got {self.mean!r}.'
       )
-    if not self.sigma > 0:
-      raise ValueError(f'`sigma` must be positive, got {self.sigma!r}.')
+    if not 0 < self.sigma < float('inf'):
+      raise ValueError(
+        f'`sigma` must be positive and finite, got {self.sigma!r}.'
+      )
 
   def sample(self, key: jax.Array, worker, job, slowdown) -> jax.Array:
     """Duration of ``worker``'s job number ``job``, times its ``slowdown``."""

@@ -8,6 +8,9 @@ import math
 from farsign_jax._src.simulator.buffers import STALENESS_MODES
 from farsign_jax._src.simulator.clock import ComputeTimeModel
 
+# JAX keys take 32-bit seeds unless x64 is on: larger seeds would alias.
+MAX_SEED = 2**32 - 1
+
 
 def default_tick_size(num_workers: int) -> int:
   """A tick size that most ticks fill, for exponential compute times.
@@ -70,9 +73,9 @@ class SimulationConfig:
         f'{self.num_stragglers} stragglers among the '
         f'{self.num_workers - self.num_byzantine} honest workers; lower it.'
       )
-    if not self.straggler_slowdown >= 1:
+    if not 1 <= self.straggler_slowdown < math.inf:
       raise ValueError(
-        '`straggler_slowdown` must be at least 1, got '
+        '`straggler_slowdown` must be a finite number at least 1, got '
         f'{self.straggler_slowdown!r}.'
       )
     if self.tick_size is not None:
@@ -101,13 +104,18 @@ class SimulationConfig:
         f'Unknown partition `partition={self.partition!r}`; known: iid, '
         'dirichlet.'
       )
-    if not self.dirichlet_alpha > 0:
+    if not 0 < self.dirichlet_alpha < math.inf:
       raise ValueError(
-        f'`dirichlet_alpha` must be positive, got {self.dirichlet_alpha!r}.'
+        '`dirichlet_alpha` must be a positive finite number, got '
+        f'{self.dirichlet_alpha!r}.'
       )
-    if not isinstance(self.seed, int) or self.seed < 0:
+    if (
+      isinstance(self.seed, bool)
+      or not isinstance(self.seed, int)
+      or not 0 <= self.seed <= MAX_SEED
+    ):
       raise ValueError(
-        f'`seed` must be a non-negative integer, got {self.seed!r}.'
+        f'`seed` must be an integer in [0, 2**32 - 1], got {self.seed!r}.'
       )
 
   @property
@@ -131,5 +139,9 @@ def _positive_int(name, value):
 
 
 def _fraction(name, value):
-  if not isinstance(value, (int, float)) or not 0 <= value < 1:
+  if (
+    isinstance(value, bool)
+    or not isinstance(value, (int, float))
+    or not 0 <= value < 1
+  ):
     raise ValueError(f'`{name}` must be a number in [0, 1), got {value!r}.')
