@@ -18,6 +18,7 @@ a worker that crashed and never sends.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 
 import jax
@@ -74,18 +75,43 @@ def _honest_moments(honest, byzantine, valid):
   return mean, jnp.sqrt(var)
 
 
+def _check_number(name, value, low=None, allow_low=False):
+  """Raises unless ``value`` is a finite real number above ``low``."""
+  try:
+    ok = not isinstance(value, bool) and math.isfinite(value)
+  except TypeError:
+    ok = False
+  if ok and low is not None:
+    ok = value >= low if allow_low else value > low
+  if not ok:
+    bound = '' if low is None else f' {">=" if allow_low else ">"} {low}'
+    raise ValueError(
+      f'`{name}` must be a finite number{bound}, got {value!r}.'
+    )
+
+
 def no_attack() -> Attack:
   """Every worker is honest in behaviour (adversaries send honest messages)."""
   return Attack('none', _identity)
 
 
 def sign_flip(scale: float = 10.0) -> Attack:
-  """Sends ``-scale * y`` instead of the honest message ``y``."""
+  """Sends ``-scale * y`` instead of the honest message ``y``.
+
+  Raises:
+    ValueError: unless ``scale`` is a positive finite number.
+  """
+  _check_number('scale', scale, low=0)
   return Attack('sign_flip', _replace(lambda y, key: -scale * y))
 
 
 def gaussian(std: float = 100.0) -> Attack:
-  """Sends pure Gaussian noise ``N(0, std^2)`` in every entry."""
+  """Sends pure Gaussian noise ``N(0, std^2)`` in every entry.
+
+  Raises:
+    ValueError: unless ``std`` is a non-negative finite number.
+  """
+  _check_number('std', std, low=0, allow_low=True)
   return Attack(
     'gaussian',
     _replace(lambda y, key: std * jax.random.normal(key, y.shape, y.dtype)),
@@ -93,7 +119,12 @@ def gaussian(std: float = 100.0) -> Attack:
 
 
 def constant(value: float = 100.0) -> Attack:
-  """Sends ``value`` in every entry."""
+  """Sends ``value`` in every entry (finite; see :func:`nan`, :func:`inf`).
+
+  Raises:
+    ValueError: unless ``value`` is a finite number.
+  """
+  _check_number('value', value)
   return Attack('constant', _replace(lambda y, key: jnp.full_like(y, value)))
 
 
@@ -136,7 +167,26 @@ def little_is_enough(z: float | None = None, num_workers: int = 100,
       with ``s = floor(n / 2 + 1) - f`` for ``n`` workers, ``f`` adversarial.
     num_workers: ``n``, used for the default ``z``.
     num_byzantine: ``f``, used for the default ``z``.
+
+  Raises:
+    ValueError: for a non-finite ``z``, a non-positive ``num_workers`` or a
+      ``num_byzantine`` outside ``[0, num_workers]``.
   """
+  if isinstance(num_workers, bool) or not isinstance(num_workers, int) or (
+    num_workers < 1
+  ):
+    raise ValueError(
+      f'`num_workers` must be a positive integer, got {num_workers!r}.'
+    )
+  if isinstance(num_byzantine, bool) or not isinstance(num_byzantine, int) or (
+    not 0 <= num_byzantine <= num_workers
+  ):
+    raise ValueError(
+      f'`num_byzantine` must be an integer in [0, num_workers={num_workers}],'
+      f' got {num_byzantine!r}.'
+    )
+  if z is not None:
+    _check_number('z', z)
   if z is None:
     s = num_workers // 2 + 1 - num_byzantine
     quantile = (num_workers - s) / num_workers
@@ -151,7 +201,12 @@ def little_is_enough(z: float | None = None, num_workers: int = 100,
 
 
 def inner_product_manipulation(epsilon: float = 0.1) -> Attack:
-  """Sends ``-epsilon`` times the mean of the tick's honest messages."""
+  """Sends ``-epsilon`` times the mean of the tick's honest messages.
+
+  Raises:
+    ValueError: unless ``epsilon`` is a positive finite number.
+  """
+  _check_number('epsilon', epsilon, low=0)
 
   def corrupt(honest, byzantine, valid, keys):
     del keys

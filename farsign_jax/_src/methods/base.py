@@ -49,6 +49,9 @@ class Method:
       any fraction.
     needs_trusted_data: whether the server uses data of its own.
     description: one line for tables and ``--help``.
+    uses_worker: asynchronous methods only: ``apply`` takes a fifth
+      argument, the id of the worker that sent the message (for methods
+      that keep per-worker state or buffers).
   """
 
   name: str
@@ -62,6 +65,13 @@ class Method:
   max_byzantine_fraction: float | None = 0.5
   needs_trusted_data: bool = False
   description: str = ''
+  uses_worker: bool = False
+
+  def apply_message(self, state, message, message_id, staleness, worker):
+    """Calls ``apply``, passing ``worker`` only if the method uses it."""
+    if self.uses_worker:
+      return self.apply(state, message, message_id, staleness, worker)
+    return self.apply(state, message, message_id, staleness)
 
   @property
   def synchronous(self) -> bool:

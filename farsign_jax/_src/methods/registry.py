@@ -9,12 +9,18 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
+import numpy as np
 import optax
 
 from farsign_jax._src.far_sign import inverse_power_decay
 from farsign_jax._src.methods.async_sgd import async_sgd_method
 from farsign_jax._src.methods.base import Method
+from farsign_jax._src.methods.basgd import basgd_method
 from farsign_jax._src.methods.far_sign import far_sign_method
+from farsign_jax._src.methods.kardam import kardam_method
+from farsign_jax._src.methods.synchronous import synchronous_method
+from farsign_jax._src.methods.weighted_robust import weighted_robust_method
+from farsign_jax._src.methods.zeno import trusted_loss_from_data, zeno_method
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,6 +40,8 @@ class MethodSettings:
     num_workers: ``N``, for methods that size rounds or buffers by it.
     num_byzantine: adversarial workers assumed by methods that need ``f``.
     seed: the run seed.
+    trusted_loss: the server's loss on trusted data, for methods with
+      ``needs_trusted_data`` (see :func:`with_trusted_data`).
   """
 
   learning_rate: float | None = None
@@ -48,6 +56,7 @@ class MethodSettings:
   num_workers: int = 100
   num_byzantine: int = 20
   seed: int = 0
+  trusted_loss: Callable | None = None
 
   def schedule(self, initial: float, power: float) -> optax.Schedule:
     return inverse_power_decay(initial, self.decay_steps, power)
@@ -62,6 +71,7 @@ class MethodSpec:
   tracking_rate: float | None = None
   synchronous: bool = False
   description: str = ''
+  needs_trusted_data: bool = False
 
 
 def _far_sign(dim: int, s: MethodSettings) -> Method:
@@ -83,6 +93,58 @@ def _async_sgd(dim: int, s: MethodSettings) -> Method:
   )
 
 
+def _synchronous(aggregator: str, **options):
+  def build(dim: int, s: MethodSettings) -> Method:
+    return synchronous_method(
+      aggregator,
+      dim,
+      s.schedule(s.learning_rate, s.learning_rate_decay),
+      s.num_workers,
+      s.num_byzantine,
+      **options,
+    )
+
+  return build
+
+
+def _basgd(dim: int, s: MethodSettings) -> Method:
+  return basgd_method(
+    dim, s.schedule(s.learning_rate, s.learning_rate_decay), s.num_byzantine
+  )
+
+
+def _kardam(dim: int, s: MethodSettings) -> Method:
+  return kardam_method(
+    dim,
+    s.schedule(s.learning_rate, s.learning_rate_decay),
+    s.num_workers,
+    s.num_byzantine,
+  )
+
+
+def _weighted_robust(dim: int, s: MethodSettings) -> Method:
+  return weighted_robust_method(
+    dim,
+    s.schedule(s.learning_rate, s.learning_rate_decay),
+    s.num_workers,
+    s.num_byzantine,
+  )
+
+
+def _zeno(dim: int, s: MethodSettings) -> Method:
+  if s.trusted_loss is None:
+    raise ValueError(
+      'Zeno++ needs trusted server data: set `trusted_loss` (see '
+      '`with_trusted_data`).'
+    )
+  return zeno_method(
+    dim,
+    s.schedule(s.learning_rate, s.learning_rate_decay),
+    s.trusted_loss,
+    seed=s.seed,
+  )
+
+
 METHODS: dict[str, MethodSpec] = {
   'farsign': MethodSpec(
     _far_sign, 0.3, 0.005, description='FAR-SIGN (this library)'
@@ -90,7 +152,89 @@ METHODS: dict[str, MethodSpec] = {
   'async_sgd': MethodSpec(
     _async_sgd, 0.3, description='asynchronous SGD, no defence'
   ),
+  # Synchronous rounds (one step per round of all live workers).
+  'sync_mean': MethodSpec(
+    _synchronous('mean'), 1.0, synchronous=True,
+    description='synchronous rounds, mean (no defence)',
+  ),
+  'sync_median': MethodSpec(
+    _synchronous('median'), 1.0, synchronous=True,
+    description='synchronous rounds, coordinate-wise median',
+  ),
+  'sync_trimmed_mean': MethodSpec(
+    _synchronous('trimmed_mean'), 1.0, synchronous=True,
+    description='synchronous rounds, trimmed mean',
+  ),
+  'sync_krum': MethodSpec(
+    _synchronous('krum'), 1.0, synchronous=True,
+    description='synchronous rounds, Krum',
+  ),
+  'sync_multi_krum': MethodSpec(
+    _synchronous('multi_krum'), 1.0, synchronous=True,
+    description='synchronous rounds, Multi-Krum',
+  ),
+  'sync_geomed': MethodSpec(
+    _synchronous('geometric_median'), 1.0, synchronous=True,
+    description='synchronous rounds, geometric median (Weiszfeld)',
+  ),
+  'sync_cclip': MethodSpec(
+    _synchronous('centered_clipping', radius=1.0), 1.0, synchronous=True,
+    description='synchronous rounds, centered clipping',
+  ),
+  'sync_signsgd': MethodSpec(
+    _synchronous('sign_vote'), 0.01, synchronous=True,
+    description='synchronous signSGD with majority vote',
+  ),
+  # Asynchronous robust methods.
+  'basgd': MethodSpec(
+    _basgd, 1.0, description='BASGD: buffers by worker, median of buffers'
+  ),
+  'kardam': MethodSpec(
+    _kardam, 0.3, description='Kardam: Lipschitz filter, staleness damping'
+  ),
+  'weighted_robust': MethodSpec(
+    _weighted_robust, 0.3,
+    description='latest update per worker, frequency-weighted median',
+  ),
+  'zeno': MethodSpec(
+    _zeno, 0.3, needs_trusted_data=True,
+    description='Zeno++ (needs trusted server data)',
+  ),
 }
+
+
+def with_trusted_data(
+  settings: MethodSettings,
+  loss,
+  images,
+  labels,
+  num_examples: int = 500,
+) -> MethodSettings:
+  """``settings`` with a trusted loss on examples the server holds.
+
+  The server's trusted set is ``num_examples`` training examples drawn with
+  the run seed (the workers see them too, as in the Zeno++ experiments).
+
+  Args:
+    settings: the method settings.
+    loss: ``loss(flat_params, images, labels) -> scalar`` of the model.
+    images: ``[n, ...]`` uint8 training images.
+    labels: ``[n]`` training labels.
+    num_examples: size of the trusted set.
+
+  Returns:
+    The settings with ``trusted_loss`` set.
+  """
+  rng = np.random.default_rng([settings.seed, 7])
+  count = min(num_examples, len(labels))
+  index = rng.choice(len(labels), count, replace=False)
+  trusted_images = np.asarray(images)[index].reshape(count, -1)
+  return dataclasses.replace(
+    settings,
+    trusted_loss=trusted_loss_from_data(
+      loss, trusted_images, np.asarray(labels)[index]
+    ),
+  )
 
 
 def register_method(name: str, spec: MethodSpec) -> None:

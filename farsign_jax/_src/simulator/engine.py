@@ -36,6 +36,9 @@ from farsign_jax._src.methods.base import Method
 from farsign_jax._src.simulator.buffers import make_buffer
 from farsign_jax._src.simulator.config import SimulationConfig
 
+# The mesh axis over which the worker axis is sharded.
+WORKER_AXIS = 'workers'
+
 
 class SimState(NamedTuple):
   """Complete state of an asynchronous simulation (a PyTree of arrays).
@@ -106,7 +109,7 @@ def assign_roles(config: SimulationConfig):
     'slowdown',
     'init_params',
   ],
-  meta_fields=['method', 'attack', 'config', 'loss'],
+  meta_fields=['method', 'attack', 'config', 'loss', 'mesh'],
 )
 @dataclasses.dataclass(frozen=True)
 class Workers:
@@ -126,6 +129,9 @@ class Workers:
     byzantine: ``[N]`` bool, adversarial workers.
     slowdown: ``[N]`` float32 job-time factor.
     init_params: the initial flat parameters (for replay attacks).
+    mesh: a ``jax.sharding.Mesh`` whose ``'workers'`` axis the worker axis
+      of the state and of each tick is sharded over, or ``None`` for one
+      device (see :mod:`~farsign_jax._src.simulator.sharding`).
   """
 
   method: Method
@@ -138,6 +144,16 @@ class Workers:
   byzantine: jax.Array
   slowdown: jax.Array
   init_params: jax.Array
+  mesh: Any = None
+
+  def constrain(self, rows: jax.Array) -> jax.Array:
+    """Shards ``rows`` along its leading (worker) axis over :attr:`mesh`."""
+    if self.mesh is None:
+      return rows
+    spec = jax.sharding.PartitionSpec(WORKER_AXIS)
+    return jax.lax.with_sharding_constraint(
+      rows, jax.sharding.NamedSharding(self.mesh, spec)
+    )
 
   @property
   def keys(self):
@@ -248,14 +264,18 @@ def tick(
     state.views, chosen, read_versions, message_ids
   )
   staleness = message_ids - versions
+  # With a mesh, the tick's rows are computed on every device.
+  views, chosen_rows, row_ids = jax.tree.map(
+    workers.constrain, (views, chosen, message_ids)
+  )
 
   compute = jax.vmap(workers.honest_message)
   if config.worker_chunk is None:
-    honest = compute(views, chosen, message_ids)
+    honest = compute(views, chosen_rows, row_ids)
   else:
     honest = jax.lax.map(
       lambda a: workers.honest_message(*a),
-      (views, chosen, message_ids),
+      (views, chosen_rows, row_ids),
       batch_size=config.worker_chunk,
     )
   sent = workers.corrupt(honest, chosen, message_ids, valid)
@@ -263,33 +283,43 @@ def tick(
   method = workers.method
 
   def apply_one(server, row):
-    message, message_id, tau, ok = row
-    updated = method.apply(server, message, message_id, tau)
-    server = jax.tree.map(
-      lambda new, old: jnp.where(ok, new, old), updated, server
+    message, message_id, tau, worker, ok = row
+    # A branch rather than a select: a select would read and write the whole
+    # server state for every row, which is costly for methods that keep
+    # per-worker copies of the parameters.
+    server = jax.lax.cond(
+      ok,
+      lambda s: method.apply_message(s, message, message_id, tau, worker),
+      lambda s: s,
+      server,
     )
     return server, method.params(server)
 
   server, params_after = jax.lax.scan(
-    apply_one, state.server, (sent, message_ids, staleness, valid)
+    apply_one, state.server, (sent, message_ids, staleness, chosen, valid)
   )
 
+  views = buffer.write(
+    state.views, chosen, message_ids + 1, params_after, valid
+  )
+  if config.staleness == 'snapshot':
+    views = workers.constrain(views)  # one view per worker: sharded
   applied = valid.astype(jnp.int32)
   count = applied.sum()
   last = jnp.maximum(count - 1, 0)
   state = SimState(
     server=server,
     version=state.version + count,
-    arrival_time=state.arrival_time.at[chosen].set(
-      jnp.where(valid, next_times, times)
+    arrival_time=workers.constrain(
+      state.arrival_time.at[chosen].set(jnp.where(valid, next_times, times))
     ),
-    jobs=state.jobs.at[chosen].add(applied),
-    read_version=state.read_version.at[chosen].set(
-      jnp.where(valid, message_ids + 1, read_versions)
+    jobs=workers.constrain(state.jobs.at[chosen].add(applied)),
+    read_version=workers.constrain(
+      state.read_version.at[chosen].set(
+        jnp.where(valid, message_ids + 1, read_versions)
+      )
     ),
-    views=buffer.write(
-      state.views, chosen, message_ids + 1, params_after, valid
-    ),
+    views=views,
     clock=jnp.where(count > 0, times[last], state.clock),
     byzantine_messages=state.byzantine_messages
     + (applied * workers.byzantine[chosen]).sum(),

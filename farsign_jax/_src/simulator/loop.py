@@ -44,9 +44,9 @@ def _message(workers: Workers, params, worker, message_id):
 
 
 @jax.jit
-def _apply(workers: Workers, server, message, message_id, staleness):
+def _apply(workers: Workers, server, message, message_id, staleness, worker):
   method = workers.method
-  server = method.apply(server, message, message_id, staleness)
+  server = method.apply_message(server, message, message_id, staleness, worker)
   return server, method.params(server)
 
 
@@ -83,7 +83,12 @@ def run_loop(workers: Workers, num_messages: int):
       workers, history[version], jnp.int32(worker), jnp.int32(n)
     )
     server, params = _apply(
-      workers, server, message, jnp.int32(n), jnp.int32(n - version)
+      workers,
+      server,
+      message,
+      jnp.int32(n),
+      jnp.int32(n - version),
+      jnp.int32(worker),
     )
     history.append(params)
 
