@@ -69,22 +69,36 @@ class DirectionDesign:
       return jax.nn.one_hot(self._coordinates(key), self.dim)
     return self._make(key)
 
+  def bind(self, key: jax.Array):
+    """``(project, expand)`` for one message, its directions drawn once.
+
+    ``project(v)`` gives the ``[k]`` inner products ``<u_j, v>`` and
+    ``expand(c)`` the vector ``sum_j c_j u_j``. Use this when both are
+    needed for the same message, as the server step does.
+    """
+    if self.name == 'coordinate':
+      return (lambda vector: vector), (lambda coefficients: coefficients)
+    if self.name == 'coordinate_subset':
+      index = self._coordinates(key)
+
+      def scatter(coefficients):
+        zeros = jnp.zeros((self.dim,), coefficients.dtype)
+        return zeros.at[index].add(coefficients)
+
+      return (lambda vector: vector[index]), scatter
+    u = self._make(key)
+    return (
+      lambda vector: u.astype(vector.dtype) @ vector,
+      lambda coefficients: coefficients @ u.astype(coefficients.dtype),
+    )
+
   def project(self, key: jax.Array, vector: jax.Array) -> jax.Array:
     """Inner products ``<u_j, vector>`` for ``j = 1..k``."""
-    if self.name == 'coordinate':
-      return vector
-    if self.name == 'coordinate_subset':
-      return vector[self._coordinates(key)]
-    return self._make(key).astype(vector.dtype) @ vector
+    return self.bind(key)[0](vector)
 
   def expand(self, key: jax.Array, coefficients: jax.Array) -> jax.Array:
     """The vector ``sum_j coefficients_j u_j`` of length ``d``."""
-    if self.name == 'coordinate':
-      return coefficients
-    if self.name == 'coordinate_subset':
-      zeros = jnp.zeros((self.dim,), coefficients.dtype)
-      return zeros.at[self._coordinates(key)].add(coefficients)
-    return coefficients @ self._make(key).astype(coefficients.dtype)
+    return self.bind(key)[1](coefficients)
 
   def _coordinates(self, key: jax.Array) -> jax.Array:
     return jax.random.choice(

@@ -189,18 +189,19 @@ def scale_by_far_sign(
     flat_tracker, unravel = ravel_pytree(state.tracker)
     design = design_for(state.tracker)
     if isinstance(updates, DirectionalMessage):
-      message_id = updates.message_id
-      key = design.message_key(base_key, message_id)
+      key = design.message_key(base_key, updates.message_id)
+      project, expand = design.bind(key)
       values = jnp.asarray(updates.values, flat_tracker.dtype)
     else:
       key = design.message_key(base_key, state.count)
+      project, expand = design.bind(key)
       flat_updates, _ = ravel_pytree(updates)
-      values = design.project(key, flat_updates.astype(flat_tracker.dtype))
-    residuals = values - design.project(key, flat_tracker)
+      values = project(flat_updates.astype(flat_tracker.dtype))
+    residuals = values - project(flat_tracker)
     beta = tracking_rate(state.count) if callable(tracking_rate) else (
       tracking_rate
     )
-    step = design.expand(key, safe_sign(residuals))
+    step = expand(safe_sign(residuals))
     flat_tracker = flat_tracker + jnp.asarray(beta, flat_tracker.dtype) * step
     tracker = unravel(flat_tracker)
     count = optax.safe_increment(state.count)
