@@ -10,6 +10,9 @@ Example:
 
 from farsign_jax._src.simulator.buffers import RingBuffer as RingBuffer
 from farsign_jax._src.simulator.buffers import SnapshotBuffer as SnapshotBuffer
+from farsign_jax._src.simulator.checkpoint import (
+  SimulationCheckpointer as SimulationCheckpointer,
+)
 from farsign_jax._src.simulator.clock import COMPUTE_TIMES as COMPUTE_TIMES
 from farsign_jax._src.simulator.clock import (
   ComputeTimeModel as ComputeTimeModel,
@@ -32,22 +35,33 @@ from farsign_jax._src.simulator.engine import init_state as init_state
 from farsign_jax._src.simulator.engine import run_until as run_until
 from farsign_jax._src.simulator.engine import tick as tick
 from farsign_jax._src.simulator.loop import run_loop as run_loop
+from farsign_jax._src.simulator.rounds import RoundState as RoundState
+from farsign_jax._src.simulator.rounds import simulate_rounds as simulate_rounds
+from farsign_jax._src.simulator.sharding import shard_state as shard_state
+from farsign_jax._src.simulator.sharding import shard_workers as shard_workers
+from farsign_jax._src.simulator.sharding import worker_mesh as worker_mesh
 
 __all__ = (
+  'build_workers',
   'COMPUTE_TIMES',
   'ComputeTimeModel',
+  'default_tick_size',
+  'init_state',
   'RingBuffer',
+  'RoundState',
+  'run_loop',
+  'run_until',
+  'shard_state',
+  'shard_workers',
   'SimState',
+  'simulate',
+  'simulate_rounds',
+  'SimulationCheckpointer',
   'SimulationConfig',
   'SimulationResult',
   'SnapshotBuffer',
-  'TickRecord',
-  'Workers',
-  'build_workers',
-  'default_tick_size',
-  'init_state',
-  'run_loop',
-  'run_until',
-  'simulate',
   'tick',
+  'TickRecord',
+  'worker_mesh',
+  'Workers',
 )
