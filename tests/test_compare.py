@@ -1,7 +1,6 @@
 """The comparison entry point: flags, outputs, one quick grid."""
 
 import json
-import os
 
 import pytest
 
@@ -22,8 +21,10 @@ def test_method_and_attack_lists_are_validated(capsys):
   assert len(args.configs) == 2 * len(compare.DEFAULT_ATTACKS)
 
 
-def test_quick_grid_writes_table_json_and_plots(mnist, tmp_path, monkeypatch):
-  monkeypatch.setenv('FARSIGN_DATA_DIR', os.environ['FARSIGN_DATA_DIR'])
+def test_quick_grid_writes_table_json_and_plots(
+  mnist_dir, tmp_path, monkeypatch, capsys
+):
+  monkeypatch.setenv('FARSIGN_DATA_DIR', mnist_dir)
   out = tmp_path / 'compare'
   code = compare.main([
     '--quick', '--no-progress', '--out-dir', str(out),
@@ -48,6 +49,16 @@ def test_quick_grid_writes_table_json_and_plots(mnist, tmp_path, monkeypatch):
   assert 'sync_median' in table and table.count('\n| ') == 2 + len(records) - 1
   for attack in ('none', 'sign_flip'):
     assert (out / f'accuracy_{attack}.png').stat().st_size > 1000
+
+  # --resume keeps every finished cell and reruns nothing.
+  capsys.readouterr()
+  code = compare.main([
+    '--quick', '--no-progress', '--out-dir', str(out), '--resume',
+    '--methods', 'farsign,sync_median', '--attacks', 'none,sign_flip',
+  ])
+  assert code == 0
+  assert capsys.readouterr().out.count('kept from the previous run') == 4
+  assert json.loads((out / 'results.json').read_text()) == records
 
 
 def test_table_marks_methods_that_need_trusted_data():
