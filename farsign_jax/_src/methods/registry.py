@@ -152,33 +152,36 @@ METHODS: dict[str, MethodSpec] = {
   'async_sgd': MethodSpec(
     _async_sgd, 0.3, description='asynchronous SGD, no defence'
   ),
-  # Synchronous rounds (one step per round of all live workers).
+  # Synchronous rounds (one step per round of all live workers). Full-batch
+  # steps on MNIST logistic regression oscillate above alpha ~ 0.6: 0.5
+  # reached 80 % test accuracy in the fewest rounds of 0.1, 0.3, 0.5, 0.7,
+  # 1 and 10 (clean run, 100 workers, batch 128).
   'sync_mean': MethodSpec(
-    _synchronous('mean'), 1.0, synchronous=True,
+    _synchronous('mean'), 0.5, synchronous=True,
     description='synchronous rounds, mean (no defence)',
   ),
   'sync_median': MethodSpec(
-    _synchronous('median'), 1.0, synchronous=True,
+    _synchronous('median'), 0.5, synchronous=True,
     description='synchronous rounds, coordinate-wise median',
   ),
   'sync_trimmed_mean': MethodSpec(
-    _synchronous('trimmed_mean'), 1.0, synchronous=True,
+    _synchronous('trimmed_mean'), 0.5, synchronous=True,
     description='synchronous rounds, trimmed mean',
   ),
   'sync_krum': MethodSpec(
-    _synchronous('krum'), 1.0, synchronous=True,
+    _synchronous('krum'), 0.5, synchronous=True,
     description='synchronous rounds, Krum',
   ),
   'sync_multi_krum': MethodSpec(
-    _synchronous('multi_krum'), 1.0, synchronous=True,
+    _synchronous('multi_krum'), 0.5, synchronous=True,
     description='synchronous rounds, Multi-Krum',
   ),
   'sync_geomed': MethodSpec(
-    _synchronous('geometric_median'), 1.0, synchronous=True,
+    _synchronous('geometric_median'), 0.5, synchronous=True,
     description='synchronous rounds, geometric median (Weiszfeld)',
   ),
   'sync_cclip': MethodSpec(
-    _synchronous('centered_clipping', radius=1.0), 1.0, synchronous=True,
+    _synchronous('centered_clipping', radius=1.0), 0.5, synchronous=True,
     description='synchronous rounds, centered clipping',
   ),
   'sync_signsgd': MethodSpec(
@@ -187,7 +190,8 @@ METHODS: dict[str, MethodSpec] = {
   ),
   # Asynchronous robust methods.
   'basgd': MethodSpec(
-    _basgd, 1.0, description='BASGD: buffers by worker, median of buffers'
+    # 1.0 reached 80 % first but fell back below; 0.5 stayed (0.3, 0.5, 1).
+    _basgd, 0.5, description='BASGD: buffers by worker, median of buffers'
   ),
   'kardam': MethodSpec(
     _kardam, 0.3, description='Kardam: Lipschitz filter, staleness damping'
