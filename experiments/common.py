@@ -348,7 +348,10 @@ def write_json_atomically(path: str, payload) -> None:
   directory = os.path.dirname(os.path.abspath(path))
   os.makedirs(directory, exist_ok=True)
   handle, temporary = tempfile.mkstemp(dir=directory, suffix='.tmp')
+  umask = os.umask(0)
+  os.umask(umask)
   try:
+    os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes it owner-only
     with os.fdopen(handle, 'w') as f:
       json.dump(payload, f, indent=1)
       f.write('\n')

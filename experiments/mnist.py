@@ -115,7 +115,8 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
   """Flags shared by the entry points that run simulations."""
   d = common.RunConfig()
   add = parser.add_argument
-  add('--model', choices=MODELS, default=d.model)
+  add('--model', choices=MODELS, default=d.model,
+      help='default: %(default)s')
   add('--directions', choices=DESIGNS, default=d.directions,
       help='direction design of FAR-SIGN (default: %(default)s)')
   add('--num-directions', type=positive_int, default=None,
@@ -135,7 +136,8 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
       help='b in beta_n = beta_0 (1 + n/n0)^-b (default: %(default)s)')
   add('--decay-steps', type=positive_float, default=d.decay_steps,
       help='n0 of both schedules (default: %(default)s)')
-  add('--workers', type=positive_int, default=d.workers)
+  add('--workers', type=positive_int, default=d.workers,
+      help='number of virtual workers (default: %(default)s)')
   add('--byzantine-fraction', type=fraction, default=d.byzantine_fraction,
       help='share of adversarial workers (default: %(default)s)')
   add('--attack-strength', type=finite_float, default=None,
@@ -146,8 +148,11 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
   add('--straggler-slowdown', type=positive_float,
       default=d.straggler_slowdown)
   add('--compute-time', choices=COMPUTE_TIMES, default=d.compute_time)
-  add('--messages', type=positive_int, default=d.messages)
-  add('--batch-size', type=positive_int, default=d.batch_size)
+  add('--messages', type=positive_int, default=d.messages,
+      help='messages the server applies (default: %(default)s); '
+      'synchronous methods round up to whole rounds')
+  add('--batch-size', type=positive_int, default=d.batch_size,
+      help='minibatch of one message (default: %(default)s)')
   add('--tick-size', type=positive_int, default=None,
       help='arrivals per simulator tick (default: picked from --workers)')
   add('--staleness', choices=STALENESS_MODES, default=d.staleness)
@@ -173,20 +178,62 @@ def parse_args(argv=None) -> argparse.Namespace:
     description='MNIST under attacks and stragglers in a simulated '
     'asynchronous parameter server.',
   )
-  parser.add_argument('--method', choices=sorted(METHODS), default='farsign')
-  parser.add_argument('--attack', choices=sorted(ATTACKS), default='none')
+  parser.add_argument('--method', choices=sorted(METHODS), default='farsign',
+                      help='default: %(default)s')
+  parser.add_argument('--attack', choices=sorted(ATTACKS), default='none',
+                      help='default: %(default)s')
   add_run_flags(parser)
   parser.add_argument('--out', default=None, help='JSON results file')
-  parser.add_argument('--plot', default=None, help='PNG accuracy curves')
+  parser.add_argument(
+    '--plot', default=None,
+    help='accuracy curves as an image (.png, .pdf or .svg)',
+  )
   add_checkpoint_flags(parser)
   args = parser.parse_args(argv)
   try:
+    check_output_paths(args.out, args.plot)
     args.config = config_from_args(args)
     common.make_attack(args.config)
     args.checkpointer = checkpointer_from_args(args)
   except ValueError as error:
     parser.error(str(error))
   return args
+
+
+PLOT_FORMATS = ('.png', '.pdf', '.svg')
+
+
+def check_output_paths(out: str | None, plot: str | None) -> None:
+  """Refuses output paths that would fail only after the whole run.
+
+  Raises:
+    ValueError: for a path that is a directory, a plot of an unknown format,
+      or a parent directory that cannot be created.
+  """
+  import os
+
+  for flag, path in (('--out', out), ('--plot', plot)):
+    if path is None:
+      continue
+    if os.path.isdir(path):
+      raise ValueError(
+        f'`{flag} {path}` is a directory; give a file name inside it.'
+      )
+    parent = os.path.dirname(os.path.abspath(path))
+    ancestor = parent
+    while not os.path.exists(ancestor):
+      ancestor = os.path.dirname(ancestor)
+    if not os.path.isdir(ancestor) or not os.access(ancestor, os.W_OK):
+      raise ValueError(
+        f'`{flag} {path}`: cannot create or write to {parent!r}.'
+      )
+  if plot is not None and os.path.splitext(plot)[1].lower() not in (
+    PLOT_FORMATS
+  ):
+    raise ValueError(
+      f'`--plot {plot}` has an unknown image format; use a name ending in '
+      f'{", ".join(PLOT_FORMATS)}.'
+    )
 
 
 def add_checkpoint_flags(parser: argparse.ArgumentParser) -> None:
@@ -296,19 +343,27 @@ class ProgressBar:
 
 
 def summary_line(record: dict) -> str:
-  t80 = record['virtual_time_to_80']
-  t80 = 'never' if t80 is None else f'{t80:.1f} s'
+  def seconds(value):
+    return 'never' if value is None else f'{value:.1f} s'
+
   config = record['config']
+  rate = record['messages_per_second']
+  rate = 'rate n/a: one chunk' if rate is None else f'{rate:.0f}/s'
+  if config['attack'] == 'none':
+    adversaries = 'no attack'
+  else:
+    adversaries = (
+      f'adversarial share: workers {record["byzantine_worker_fraction"]:.2f}'
+      f', messages {record["byzantine_message_share"]:.3f}'
+    )
   return (
     f'{config["method"]} | attack {config["attack"]} | '
     f'final {record["final_accuracy"]:.4f} | '
     f'best {record["best_accuracy"]:.4f} | '
-    f'virtual time to 80%: {t80} | '
+    f'virtual time to 80%: {seconds(record["virtual_time_to_80"])} first, '
+    f'{seconds(record["virtual_time_to_80_sustained"])} for good | '
     f'{record["messages"]} messages in {record["real_seconds"]:.1f} s '
-    f'({record["messages_per_second"]:.0f}/s) | '
-    f'adversarial share: workers '
-    f'{record["byzantine_worker_fraction"]:.2f}, messages '
-    f'{record["byzantine_message_share"]:.3f}'
+    f'({rate}) | {adversaries}'
   )
 
 

@@ -146,8 +146,10 @@ def _zeno(dim: int, s: MethodSettings) -> Method:
 
 
 METHODS: dict[str, MethodSpec] = {
+  # 0.05 beat 0.1 and 0.3 under no attack, sign flip, Gaussian noise, NaN
+  # (60 000 messages) and label flipping (20 000), the main job's settings.
   'farsign': MethodSpec(
-    _far_sign, 0.3, 0.005, description='FAR-SIGN (this library)'
+    _far_sign, 0.05, 0.005, description='FAR-SIGN (this library)'
   ),
   'async_sgd': MethodSpec(
     _async_sgd, 0.3, description='asynchronous SGD, no defence'

@@ -124,11 +124,12 @@ class SimulationConfig:
 
   @property
   def num_byzantine(self) -> int:
-    return int(round(self.byzantine_fraction * self.num_workers))
+    # Rounded down, so the adversaries never exceed the stated fraction.
+    return math.floor(self.byzantine_fraction * self.num_workers + 1e-9)
 
   @property
   def num_stragglers(self) -> int:
-    return int(round(self.straggler_fraction * self.num_workers))
+    return math.floor(self.straggler_fraction * self.num_workers + 1e-9)
 
   @property
   def resolved_tick_size(self) -> int:

@@ -147,11 +147,16 @@ class SimulationResult:
       'real_seconds': self.real_seconds,
       'compile_seconds': self.compile_seconds,
       'messages': messages,
-      # Throughput after compilation: the first chunk is left out.
-      'messages_per_second': (messages - self.compile_messages)
-      / max(
-        self.real_seconds - self.compile_seconds - self.resumed_seconds,
-        1e-9,
+      # Throughput after compilation: the first chunk is left out, so a run
+      # that fits in one chunk has no figure (None) rather than a wrong one.
+      'messages_per_second': (
+        (messages - self.compile_messages)
+        / max(
+          self.real_seconds - self.compile_seconds - self.resumed_seconds,
+          1e-9,
+        )
+        if messages > self.compile_messages
+        else None
       ),
       'byzantine_message_share': float(state.byzantine_messages)
       / max(messages, 1),
