@@ -121,9 +121,17 @@ def read_idx(
       longer than the dimensions say. The message names the file.
 
   Example:
-    >>> labels = read_idx('mnist/t10k-labels-idx1-ubyte.gz', expected_ndim=1)
-    >>> labels.shape
-    (10000,)
+    A gzip-compressed IDX file of three ``uint8`` labels, written and read
+    back (``read_idx(os.path.join(data_dir, 't10k-labels-idx1-ubyte.gz'))``
+    reads MNIST's test labels the same way):
+
+    >>> import gzip, os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), 'labels-idx1-ubyte.gz')
+    >>> header = bytes([0, 0, 0x08, 1]) + (3).to_bytes(4, 'big')
+    >>> with gzip.open(path, 'wb') as f:
+    ...   _ = f.write(header + bytes([7, 2, 1]))
+    >>> read_idx(path, expected_ndim=1)
+    array([7, 2, 1], dtype=uint8)
   """
   path = os.fspath(path)
   if expected_ndim is not None and (
@@ -258,7 +266,11 @@ def load_mnist_idx(data_dir: str | os.PathLike[str]) -> Dataset:
       image counts differ, or a label is outside 0..9.
 
   Example:
-    >>> ds = load_mnist_idx('../shared/data/mnist')
+    With the ``FARSIGN_DATA_DIR`` environment variable naming the folder of
+    MNIST IDX files:
+
+    >>> import os
+    >>> ds = load_mnist_idx(os.environ['FARSIGN_DATA_DIR'])
     >>> ds.train_images.shape, ds.test_labels.shape
     ((60000, 28, 28), (10000,))
   """
@@ -306,8 +318,11 @@ def load_mnist_tfds() -> Dataset:
     ImportError: If ``tensorflow_datasets`` is not installed.
 
   Example:
-    >>> ds = load_mnist_tfds()  # needs the `tfds` extra and network access
-    >>> ds.train_images.dtype
+    Not run by the doctests: it needs the ``tfds`` extra and network access
+    (or a tensorflow-datasets cache).
+
+    >>> ds = load_mnist_tfds()  # doctest: +SKIP
+    >>> ds.train_images.dtype  # doctest: +SKIP
     dtype('uint8')
   """
   try:
@@ -350,7 +365,10 @@ def load_mnist(data_dir: str | os.PathLike[str] | None = None) -> Dataset:
     ValueError: If a file is malformed.
 
   Example:
-    >>> ds = load_mnist('../shared/data/mnist')
+    With ``data_dir`` unset, the folder named by ``FARSIGN_DATA_DIR`` is
+    read (``load_mnist('path/to/mnist')`` names one explicitly):
+
+    >>> ds = load_mnist()
     >>> int(ds.train_labels.max())
     9
   """
@@ -362,10 +380,13 @@ def load_mnist(data_dir: str | os.PathLike[str] | None = None) -> Dataset:
   try:
     return load_mnist_tfds()
   except Exception as err:  # Any tfds failure: re-raised with instructions.
+    # load_mnist_tfds's own ImportError already ends with the instructions;
+    # drop them from the cause so that they appear once.
+    cause = str(err).replace(_HOW_TO_PROVIDE, '').strip().rstrip('.')
     raise FileNotFoundError(
       f'No MNIST data directory was given (`data_dir` is None and '
       f'{DATA_DIR_ENV} is not set), and loading through tensorflow-datasets '
-      f'failed ({type(err).__name__}: {err}). ' + _HOW_TO_PROVIDE
+      f'failed ({type(err).__name__}: {cause}). ' + _HOW_TO_PROVIDE
     ) from err
 
 
@@ -391,6 +412,7 @@ def normalize_images(images: Any) -> Any:
     ValueError: If its trailing shape is neither ``(28, 28)`` nor ``(784,)``.
 
   Example:
+    >>> import numpy as np
     >>> x = normalize_images(np.full((2, 28, 28), 255, np.uint8))
     >>> x.shape, float(x.max())
     ((2, 784), 1.0)
@@ -448,9 +470,16 @@ def subset(
     ValueError: If a count is below 1 or above the split's size.
 
   Example:
-    >>> small = subset(ds, num_train=1000, num_test=500)
-    >>> small.train_images.shape
-    (1000, 28, 28)
+    A synthetic data set of 100 training and 20 test images (with MNIST,
+    ``ds = load_mnist(...)`` takes its place):
+
+    >>> import numpy as np
+    >>> labels = np.arange(100, dtype=np.int32) % 10
+    >>> images = np.zeros((100, 28, 28), np.uint8)
+    >>> ds = Dataset(images, labels, images[:20], labels[:20])
+    >>> small = subset(ds, num_train=50, num_test=10)
+    >>> small.train_images.shape, small.test_labels.shape
+    ((50, 28, 28), (10,))
   """
   n_train = _check_count('num_train', num_train, len(dataset.train_labels))
   n_test = _check_count('num_test', num_test, len(dataset.test_labels))
@@ -584,10 +613,16 @@ def partition(
       ``labels`` is not a non-empty 1-D array.
 
   Example:
-    >>> shards = partition(ds.train_labels, 10, key_or_seed=0,
+    1000 labels (with MNIST: ``ds.train_labels``) dealt to 10 workers with
+    Dirichlet label skew:
+
+    >>> import numpy as np
+    >>> labels = np.arange(1000, dtype=np.int32) % 10
+    >>> shards = partition(labels, 10, key_or_seed=0,
     ...                    scheme='dirichlet', dirichlet_alpha=0.5)
-    >>> int(shards.sizes.sum())
-    60000
+    >>> sizes = shards.sizes
+    >>> len(sizes), int(sizes.sum()), bool(sizes.min() >= 1)
+    (10, 1000, True)
   """
   labels = _check_labels(labels)
   n = labels.shape[0]
@@ -657,6 +692,11 @@ def sample_minibatch(
     ValueError: If ``batch_size`` is not a positive int.
 
   Example:
+    One minibatch for each of 4 workers, drawn in a single ``vmap``:
+
+    >>> import jax, jax.numpy as jnp, numpy as np
+    >>> shards = partition(np.arange(100, dtype=np.int32) % 10, 4,
+    ...                    key_or_seed=0)
     >>> keys = jax.random.split(jax.random.key(0), 4)
     >>> batch = jax.vmap(sample_minibatch, in_axes=(None, 0, 0, None))(
     ...     shards, jnp.arange(4), keys, 32)

@@ -39,6 +39,7 @@ References:
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import chex
@@ -54,8 +55,11 @@ class DirectionalMessage(NamedTuple):
   """One worker's message: ``k`` directional measurements and its id.
 
   Attributes:
-    values: ``[k]`` measurements ``y_j`` along the message's directions.
-    message_id: integer id; the directions are regenerated from it.
+    values: ``[k]`` measurements ``y_j`` along the message's directions;
+      ``k`` is the design's ``num_directions`` (``d`` for ``'coordinate'``).
+    message_id: non-negative integer id (a scalar); the directions are
+      regenerated from it, so the sender and the server must use the same
+      id. It is not checked at run time (it is traced under ``jit``).
   """
 
   values: chex.Array
@@ -137,6 +141,77 @@ def _check_seed(seed) -> None:
     )
 
 
+def _leaf_shapes(tree) -> dict[str, tuple[int, ...]]:
+  leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
+  return {
+    jax.tree_util.keystr(path) or '(root)': tuple(jnp.shape(leaf))
+    for path, leaf in leaves
+  }
+
+
+def _check_floating(params) -> None:
+  leaves = jax.tree_util.tree_flatten_with_path(params)[0]
+  for path, leaf in leaves:
+    dtype = jnp.result_type(leaf)
+    if not jnp.issubdtype(dtype, jnp.floating):
+      where = jax.tree_util.keystr(path) or '(root)'
+      raise TypeError(
+        'FAR-SIGN needs floating-point parameters (its tracker moves by '
+        f'fractional steps), but the parameter leaf {where} has dtype '
+        f'{dtype}. Cast the parameters to a floating dtype such as float32.'
+      )
+
+
+def _leaves(shapes: dict) -> str:
+  return f'{len(shapes)} leaf' if len(shapes) == 1 else f'{len(shapes)} leaves'
+
+
+def _check_gradient(updates, tracker) -> None:
+  """Checks at trace time that ``updates`` is shaped like the parameters."""
+  expected, received = _leaf_shapes(tracker), _leaf_shapes(updates)
+  if (
+    jax.tree.structure(updates) == jax.tree.structure(tracker)
+    and expected == received
+  ):
+    return
+  names = list(expected) + [name for name in received if name not in expected]
+  lines = [
+    f'{name}: expected {expected.get(name, "no leaf")}, '
+    f'got {received.get(name, "no leaf")}'
+    for name in names
+    if expected.get(name) != received.get(name)
+  ]
+  if not lines:  # Same paths and shapes, different node types.
+    lines = [
+      f'expected structure {jax.tree.structure(tracker)}, '
+      f'got {jax.tree.structure(updates)}'
+    ]
+  more = f'; and {len(lines) - 5} more' if len(lines) > 5 else ''
+
+  def total(shapes):
+    return sum(math.prod(shape) for shape in shapes.values())
+
+  raise ValueError(
+    'The gradient PyTree does not match the parameters the FAR-SIGN state '
+    f'was initialised with: expected {_leaves(expected)} holding '
+    f'{total(expected)} values, got {_leaves(received)} holding '
+    f'{total(received)} values. Differences: ' + '; '.join(lines[:5]) + more
+    + '.'
+  )
+
+
+def _check_message(message: DirectionalMessage, design) -> None:
+  """Checks at trace time that a message holds ``k`` measurements."""
+  k = design.num_directions
+  shape = tuple(jnp.shape(message.values))
+  if shape != (k,):
+    raise ValueError(
+      f'`DirectionalMessage.values` must have shape ({k},), one measurement '
+      f'per direction (k={k} for the {design.name!r} design on '
+      f'{design.dim} parameters), got shape {shape}.'
+    )
+
+
 def scale_by_far_sign(
   tracking_rate: optax.ScalarOrSchedule,
   directions: str = 'coordinate',
@@ -158,8 +233,13 @@ def scale_by_far_sign(
 
   Raises:
     ValueError: for a non-positive or non-finite rate, a ``seed`` outside
-      ``[0, 2**32 - 1]`` or an unknown design, and at ``init``
-      for a ``num_directions`` larger than the number of parameters.
+      ``[0, 2**32 - 1]`` or an unknown design; at ``init`` for a
+      ``num_directions`` larger than the number of parameters; and at
+      ``update`` (when traced, as shapes are static) for a gradient PyTree
+      whose structure or leaf shapes differ from the parameters given to
+      ``init``, or a :class:`DirectionalMessage` whose ``values`` is not of
+      shape ``[k]``.
+    TypeError: at ``init``, for parameters that are not floating point.
 
   Example:
     >>> import jax.numpy as jnp
@@ -180,6 +260,7 @@ def scale_by_far_sign(
     return make_directions(directions, dim, num_directions)
 
   def init_fn(params):
+    _check_floating(params)
     design_for(params)
     tracker = jax.tree.map(jnp.zeros_like, params)
     return ScaleByFarSignState(jnp.zeros([], jnp.int32), tracker)
@@ -189,10 +270,12 @@ def scale_by_far_sign(
     flat_tracker, unravel = ravel_pytree(state.tracker)
     design = design_for(state.tracker)
     if isinstance(updates, DirectionalMessage):
+      _check_message(updates, design)
       key = design.message_key(base_key, updates.message_id)
       project, expand = design.bind(key)
       values = jnp.asarray(updates.values, flat_tracker.dtype)
     else:
+      _check_gradient(updates, state.tracker)
       key = design.message_key(base_key, state.count)
       project, expand = design.bind(key)
       flat_updates, _ = ravel_pytree(updates)
@@ -220,8 +303,12 @@ def far_sign(
   """FAR-SIGN: descent along a sign-driven, median-tracking gradient tracker.
 
   ``x <- x - learning_rate * g`` after ``g`` has taken the signed step of
-  :func:`scale_by_far_sign`. Keep ``learning_rate`` well below
-  ``tracking_rate`` over time (two timescales).
+  :func:`scale_by_far_sign`. The two rates are not compared number to
+  number: ``alpha`` multiplies the tracker ``g``, while ``beta`` is a step of
+  ``g`` itself. The two-timescale condition is on their ratio over time,
+  ``alpha_n / beta_n -> 0``: for example a decaying ``learning_rate`` with a
+  constant or more slowly decaying ``tracking_rate`` (see
+  :func:`inverse_power_decay`).
 
   Args:
     learning_rate: ``alpha``, the slow step: a number or an optax schedule.

@@ -175,6 +175,7 @@ def flat_model(
     ValueError: If ``input_dim`` is not a positive int.
 
   Example:
+    >>> import jax, jax.numpy as jnp
     >>> fm = flat_model(make_model('logreg'), jax.random.key(0))
     >>> fm.num_params
     7850

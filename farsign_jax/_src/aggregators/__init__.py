@@ -127,6 +127,7 @@ def make_aggregator(
     ValueError: see :func:`check_breakdown`, and for unknown options.
 
   Example:
+    >>> import jax.numpy as jnp
     >>> median = make_aggregator('median', num_rows=5, num_byzantine=2)
     >>> median(jnp.arange(10.0).reshape(5, 2), jnp.ones(5, bool))
     Array([4., 5.], dtype=float32)

@@ -15,11 +15,36 @@ boundaries), so checkpointing never changes a run's trajectory and a resumed
 run matches an uninterrupted one exactly.
 
 Example:
-  >>> checkpointer = SimulationCheckpointer('/tmp/run', every=5000)
-  >>> result = driver.simulate(
-  ...     workers, 60_000, evaluate, 1000,
+  A short FAR-SIGN run on a tiny synthetic data set (an MNIST run builds its
+  workers the same way from ``load_mnist()``), checkpointed every 50
+  messages into a fresh folder, then restored:
+
+  >>> import tempfile
+  >>> import jax, numpy as np
+  >>> import farsign_jax as fs
+  >>> from farsign_jax import data, models, simulator
+  >>> labels = np.arange(200, dtype=np.int32) % 10
+  >>> images = np.zeros((200, 28, 28), np.uint8)
+  >>> dataset = data.Dataset(images, labels, images[:20], labels[:20])
+  >>> model = models.flat_model(models.make_model('logreg'), jax.random.key(0))
+  >>> workers = simulator.build_workers(
+  ...     fs.far_sign_method(model.num_params, 0.1, 0.01),
+  ...     fs.make_attack('sign_flip'),
+  ...     simulator.SimulationConfig(num_workers=8, batch_size=4),
+  ...     model, dataset)
+  >>> checkpointer = SimulationCheckpointer(tempfile.mkdtemp(), every=50)
+  >>> settings = {'method': 'farsign', 'seed': 0}
+  >>> result = simulator.simulate(
+  ...     workers, 100, evaluate=lambda params: 0.0, eval_every=50,
   ...     on_chunk=lambda s, c: checkpointer.maybe_save(s, c, settings))
-  >>> state, curve, settings = checkpointer.restore(engine.init_state(workers))
+  >>> checkpointer.latest_step()
+  100
+  >>> template = simulator.init_state(workers)
+  >>> state, curve, saved = checkpointer.restore(template)
+  >>> int(state.version), curve[-1]['messages'], saved == settings
+  (100, 100, True)
+
+  A resumed run passes ``state=state, curve=curve`` to ``simulate``.
 """
 
 from __future__ import annotations
