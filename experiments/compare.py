@@ -233,6 +233,7 @@ def main(argv=None) -> int:
     settings = json.dumps(config.resolved(), sort_keys=True)
     if settings in done:
       records.append(done[settings])
+      write_outputs(args.out_dir, records)
       plot_attack(args.out_dir, config.attack, records)
       print(f'[{index + 1}/{total}] {config.method}/{config.attack}: kept '
             'from the previous run', flush=True)

@@ -370,6 +370,14 @@ def summary_line(record: dict) -> str:
 def main(argv=None) -> int:
   args = parse_args(argv)
   config = args.config
+  if config.oracle == 'zeroth_order' and config.directions == 'coordinate':
+    print(
+      'warning: the zeroth-order oracle with the coordinate design costs two '
+      'loss evaluations per parameter for every message (15 700 for '
+      'logistic regression); --directions gaussian --num-directions 10 '
+      'costs 20.',
+      file=sys.stderr,
+    )
   try:
     dataset = common.load_data(args.data_dir, config.train_examples)
   except (FileNotFoundError, ValueError, ImportError) as error:
