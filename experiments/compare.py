@@ -105,7 +105,7 @@ def parse_args(argv=None) -> argparse.Namespace:
   )
   parser.add_argument(
     '--quick', action='store_true',
-    help='the same grid, small enough for a test: '
+    help='the same grid, small enough for a test; overrides '
     + ', '.join(f'{k}={v}' for k, v in QUICK.items()),
   )
   args = parser.parse_args(argv)

@@ -505,6 +505,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     args.model = list(MODELS) if full else ['logreg']
   if args.k > 784:
     parser.error(f'`--k` must be at most the number of inputs, got {args.k}')
+  if args.tick_size is not None and args.tick_size > min(args.workers):
+    parser.error(
+      f'`--tick-size {args.tick_size}` exceeds the smallest `--workers` '
+      f'({min(args.workers)}): a tick never holds a worker twice.'
+    )
+  if args.synthetic and args.data_dir:
+    parser.error('give either `--synthetic` or `--data-dir`, not both.')
   for design in args.directions:
     assert design in DESIGNS
   return args
@@ -512,7 +519,11 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
   args = parse_args(argv)
-  dataset, data_name = load_dataset(args)
+  try:
+    dataset, data_name = load_dataset(args)
+  except (FileNotFoundError, ValueError) as error:
+    print(f'error: {error}', file=sys.stderr)
+    return 2
   mesh = None
   if args.shard and jax.device_count() > 1:
     mesh = sharding.worker_mesh()

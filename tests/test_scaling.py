@@ -102,3 +102,13 @@ def test_oversized_buffers_are_skipped_not_run(tiny_dataset, logreg):
   record = scaling.measure(case, args, logreg, tiny_dataset, mesh=None)
   assert 'max-state-gb' in record['skipped']
   assert record['messages_per_second'] is None
+
+
+def test_bad_benchmark_input_is_a_usage_error(tmp_path, capsys):
+  with pytest.raises(SystemExit) as exit_info:
+    scaling.parse_args(['--workers', '10', '--tick-size', '100'])
+  assert exit_info.value.code == 2
+  assert '--tick-size 100' in capsys.readouterr().err
+  code = scaling.main(['--workers', '10', '--data-dir', str(tmp_path)])
+  assert code == 2
+  assert 'missing' in capsys.readouterr().err
