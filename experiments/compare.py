@@ -26,7 +26,7 @@ import json
 import os
 import sys
 
-from experiments import common, mnist, plotting
+from experiments import common, flags, mnist, plotting
 from farsign_jax._src.attacks import ATTACKS
 from farsign_jax._src.methods.registry import METHODS
 
@@ -93,7 +93,7 @@ def parse_args(argv=None) -> argparse.Namespace:
   mnist.add_run_flags(parser)
   parser.set_defaults(messages=20_000, eval_every=200)
   parser.add_argument(
-    '--sync-messages', type=mnist.positive_int, default=10_000,
+    '--sync-messages', type=flags.positive_int, default=10_000,
     help='messages of synchronous methods (default: %(default)s); they '
     'evaluate after every round',
   )

@@ -15,6 +15,14 @@ import argparse
 import sys
 
 from experiments import common, plotting
+from experiments.flags import (
+  finite_float,
+  fraction,
+  non_negative_float,
+  positive_float,
+  positive_int,
+  seed,
+)
 from farsign_jax._src.attacks import ATTACKS
 from farsign_jax._src.directions import DESIGNS
 from farsign_jax._src.methods.registry import METHODS
@@ -23,92 +31,9 @@ from farsign_jax._src.oracles import ORACLES
 from farsign_jax._src.simulator.buffers import STALENESS_MODES
 from farsign_jax._src.simulator.checkpoint import SimulationCheckpointer
 from farsign_jax._src.simulator.clock import COMPUTE_TIMES
-from farsign_jax._src.simulator.config import MAX_SEED
 
 # Messages between checkpoints when --checkpoint-dir is set.
 DEFAULT_CHECKPOINT_EVERY = 5000
-
-
-def positive_int(text: str) -> int:
-  try:
-    value = int(text)
-  except ValueError:
-    raise argparse.ArgumentTypeError(
-      f'expected a positive integer, got {text!r}'
-    ) from None
-  if value < 1:
-    raise argparse.ArgumentTypeError(
-      f'expected a positive integer, got {value}'
-    )
-  return value
-
-
-def seed(text: str) -> int:
-  try:
-    value = int(text)
-  except ValueError:
-    raise argparse.ArgumentTypeError(
-      f'expected an integer seed in [0, 2**32 - 1], got {text!r}'
-    ) from None
-  if not 0 <= value <= MAX_SEED:
-    raise argparse.ArgumentTypeError(
-      f'expected an integer seed in [0, 2**32 - 1], got {value}'
-    )
-  return value
-
-
-def positive_float(text: str) -> float:
-  try:
-    value = float(text)
-  except ValueError:
-    raise argparse.ArgumentTypeError(
-      f'expected a positive number, got {text!r}'
-    ) from None
-  if not value > 0 or value == float('inf'):
-    raise argparse.ArgumentTypeError(
-      f'expected a positive finite number, got {text}'
-    )
-  return value
-
-
-def non_negative_float(text: str) -> float:
-  try:
-    value = float(text)
-  except ValueError:
-    raise argparse.ArgumentTypeError(
-      f'expected a non-negative number, got {text!r}'
-    ) from None
-  if not 0 <= value < float('inf'):
-    raise argparse.ArgumentTypeError(
-      f'expected a non-negative finite number, got {text}'
-    )
-  return value
-
-
-def fraction(text: str) -> float:
-  try:
-    value = float(text)
-  except ValueError:
-    raise argparse.ArgumentTypeError(
-      f'expected a number in [0, 1), got {text!r}'
-    ) from None
-  if not 0 <= value < 1:
-    raise argparse.ArgumentTypeError(
-      f'expected a number in [0, 1), got {text}'
-    )
-  return value
-
-
-def finite_float(text: str) -> float:
-  try:
-    value = float(text)
-  except ValueError:
-    raise argparse.ArgumentTypeError(
-      f'expected a number, got {text!r}'
-    ) from None
-  if value != value or abs(value) == float('inf'):
-    raise argparse.ArgumentTypeError(f'expected a finite number, got {text}')
-  return value
 
 
 def add_run_flags(parser: argparse.ArgumentParser) -> None:

@@ -42,6 +42,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments import common
+from experiments.flags import positive_float, positive_int
 from farsign_jax._src import data as data_lib
 from farsign_jax._src import models as models_lib
 from farsign_jax._src.directions import DESIGNS
@@ -416,34 +417,6 @@ def plot(records: list[dict], path: str, title: str) -> None:
   fig.tight_layout()
   fig.savefig(path, dpi=120)
   plt.close(fig)
-
-
-def positive_int(text: str) -> int:
-  try:
-    value = int(text)
-  except ValueError:
-    raise argparse.ArgumentTypeError(
-      f'expected a positive integer, got {text!r}'
-    ) from None
-  if value < 1:
-    raise argparse.ArgumentTypeError(
-      f'expected a positive integer, got {value}'
-    )
-  return value
-
-
-def positive_float(text: str) -> float:
-  try:
-    value = float(text)
-  except ValueError:
-    raise argparse.ArgumentTypeError(
-      f'expected a positive number, got {text!r}'
-    ) from None
-  if not 0 < value < float('inf'):
-    raise argparse.ArgumentTypeError(
-      f'expected a positive number, got {text}'
-    )
-  return value
 
 
 def parse_args(argv=None) -> argparse.Namespace:

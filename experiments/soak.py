@@ -21,7 +21,7 @@ import sys
 import time
 
 from experiments import common
-from experiments.mnist import fraction, positive_float, positive_int, seed
+from experiments.flags import fraction, positive_float, positive_int, seed
 
 MB = 2**20
 
