@@ -28,6 +28,7 @@ from farsign_jax._src.directions import DESIGNS
 from farsign_jax._src.methods.registry import METHODS
 from farsign_jax._src.models import MODELS
 from farsign_jax._src.oracles import ORACLES
+from farsign_jax._src.simulator import checkpoint
 from farsign_jax._src.simulator.buffers import STALENESS_MODES
 from farsign_jax._src.simulator.checkpoint import SimulationCheckpointer
 from farsign_jax._src.simulator.clock import COMPUTE_TIMES
@@ -329,6 +330,9 @@ def main(argv=None) -> int:
           config, dataset, progress=bar, checkpointer=checkpointer,
           resume=args.resume, stop=stop,
         )
+  except checkpoint.CheckpointError as error:
+    print(f'error: {error}', file=sys.stderr)
+    return 2
   except common.Interrupted as interrupt:
     bar.close()
     where = ''

@@ -189,3 +189,22 @@ def test_settings_differences_ignores_the_budget():
   assert checkpoint.settings_differences(
     saved, other, common.RESUMABLE_CHANGES
   ) == ['stragglers: 0.1 -> 0.0']
+
+
+def test_corrupted_checkpoint_is_a_clear_error(mnist_dir, tmp_path, capsys):
+  from experiments import mnist
+
+  flags = [
+    '--data-dir', mnist_dir, '--train-examples', '2000', '--workers', '10',
+    '--eval-every', '50', '--checkpoint-dir', str(tmp_path / 'ck'),
+    '--checkpoint-every', '50', '--no-progress',
+  ]
+  assert mnist.main(flags + ['--messages', '100']) == 0
+  last = max((tmp_path / 'ck').iterdir(), key=lambda p: int(p.name))
+  for path in (last / 'state').rglob('*'):
+    if path.is_file() and path.stat().st_size > 100:
+      path.write_bytes(path.read_bytes()[:10])
+  capsys.readouterr()
+  assert mnist.main(flags + ['--messages', '150', '--resume']) == 2
+  error = capsys.readouterr().err
+  assert 'cannot be read' in error and str(tmp_path / 'ck') in error

@@ -206,11 +206,9 @@ class SimulationCheckpointer:
       jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=leaf.sharding)
       for leaf in leaves
     ]
-    restored = self._manager.restore(
+    restored = self._read(
       step,
-      args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(_by_name(abstract))
-      ),
+      ocp.args.Composite(state=ocp.args.StandardRestore(_by_name(abstract))),
     )['state']
     state = jax.tree.unflatten(
       treedef, [restored[name] for name in _by_name(leaves)]
@@ -222,9 +220,22 @@ class SimulationCheckpointer:
     self._manager.wait_until_finished()
     self._manager.close()
 
+  def _read(self, step: int, args):
+    """Restores ``args`` of ``step``; unreadable files raise CheckpointError."""
+    try:
+      return self._manager.restore(step, args=args)
+    except Exception as error:  # orbax, TensorStore and JSON raise many kinds
+      reason = str(error).strip().splitlines()[0][:200] if str(error) else ''
+      raise CheckpointError(
+        f'The checkpoint at message {step} in {self.directory!r} cannot be '
+        f'read ({type(error).__name__}: {reason}); it may be truncated or '
+        'corrupted. Delete that step\'s folder to resume from the one '
+        'before, or start afresh in an empty directory.'
+      ) from error
+
   def _meta(self, step: int) -> dict:
-    meta = self._manager.restore(
-      step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())
+    meta = self._read(
+      step, ocp.args.Composite(meta=ocp.args.JsonRestore())
     )['meta']
     if meta.get('format') != _FORMAT:
       raise ValueError(
@@ -232,6 +243,10 @@ class SimulationCheckpointer:
         f'{meta.get("format")!r}; this version reads format {_FORMAT}.'
       )
     return meta
+
+
+class CheckpointError(ValueError):
+  """A checkpoint exists but cannot be read."""
 
 
 def _by_name(leaves: list) -> dict:
