@@ -119,11 +119,40 @@ def parse_args(argv=None) -> argparse.Namespace:
   try:
     check_output_paths(args.out, args.plot)
     args.config = config_from_args(args)
+    check_applicable(args.config)
     common.make_attack(args.config)
     args.checkpointer = checkpointer_from_args(args)
   except ValueError as error:
     parser.error(str(error))
   return args
+
+
+def check_applicable(config: common.RunConfig) -> None:
+  """Refuses flags that the chosen method or mode would silently ignore.
+
+  Raises:
+    ValueError: naming the flag and what it needs.
+  """
+  synchronous = METHODS[config.method].synchronous
+  if config.max_staleness is not None and config.staleness != 'ring':
+    raise ValueError(
+      '`--max-staleness` only applies with `--staleness ring`.'
+    )
+  if config.method != 'farsign':
+    if config.tracking_rate is not None:
+      raise ValueError('`--tracking-rate` only applies to `--method farsign`.')
+    if config.directions != 'coordinate' or config.oracle != 'first_order':
+      raise ValueError(
+        '`--directions` and `--oracle` only apply to `--method farsign`; '
+        f'{config.method} sends whole gradients.'
+      )
+  if synchronous and (
+    config.tick_size is not None or config.staleness != 'snapshot'
+  ):
+    raise ValueError(
+      f'`--tick-size` and `--staleness` do not apply to {config.method}: '
+      'synchronous rounds have neither ticks nor stale views.'
+    )
 
 
 PLOT_FORMATS = ('.png', '.pdf', '.svg')

@@ -352,3 +352,19 @@ def test_run_config_defaults_are_valid():
   config = common.RunConfig()
   config.simulation()
   common.build_method(config)
+
+
+@pytest.mark.parametrize(
+  'flags, flag',
+  [
+    (['--max-staleness', '5'], '--max-staleness'),
+    (['--method', 'async_sgd', '--tracking-rate', '0.1'], '--tracking-rate'),
+    (['--method', 'sync_median', '--tick-size', '4'], '--tick-size'),
+    (['--method', 'kardam', '--oracle', 'zeroth_order'], '--oracle'),
+  ],
+)
+def test_flags_the_run_would_ignore_are_refused(flags, flag, capsys):
+  with pytest.raises(SystemExit) as exit_info:
+    mnist.parse_args(flags)
+  assert exit_info.value.code == 2
+  assert flag in capsys.readouterr().err
