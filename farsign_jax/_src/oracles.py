@@ -89,10 +89,10 @@ def zeroth_order(
 
   if design.name == 'coordinate':
     # One unit vector at a time: the d x d identity is never built.
-    unit = lambda i: jax.nn.one_hot(i, design.dim, dtype=params.dtype)  # noqa: E731
-    return jax.lax.map(
-      lambda i: difference(unit(i)), jnp.arange(design.dim), batch_size=64
-    )
+    def along_coordinate(i):
+      return difference(jax.nn.one_hot(i, design.dim, dtype=params.dtype))
+
+    return jax.lax.map(along_coordinate, jnp.arange(design.dim), batch_size=64)
   directions = design.directions(key).astype(params.dtype)
   return jax.lax.map(difference, directions, batch_size=64)
 
